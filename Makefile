@@ -41,5 +41,8 @@ unit: $(STAMP)
 
 test: lint typecheck unit doctest browser-test
 
+bench: $(STAMP)
+	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
 clean:
 	rm -rf $(BUILD) jupyter_execute .pytest_cache .mypy_cache .ruff_cache .hypothesis
