@@ -1,0 +1,243 @@
+"""Running statistics: the exponential moving average and streaming moments.
+
+Two ways to summarise a stream of batches, both used by batch normalization:
+
+* :class:`ExponentialMovingAverage` is what a BatchNorm layer keeps for test time
+  (Algorithm 2 of Ioffe & Szegedy, 2015), in PyTorch's convention:
+  ``running = (1 - momentum) * running + momentum * new``.
+* :class:`RunningMoments` is the exact streaming mean and variance (Welford's update,
+  Chan et al.'s merge). Merging the moments of shards equals the moments of their
+  concatenation, which is how synchronized BatchNorm combines statistics across devices.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from numpy.lib.array_utils import normalize_axis_tuple
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["ExponentialMovingAverage", "RunningMoments", "check_momentum"]
+
+
+def check_momentum(momentum: float | None) -> float | None:
+    """Return ``momentum`` unchanged if it is None or a real number in [0, 1].
+
+    Raises
+    ------
+    TypeError
+        If ``momentum`` is not a real number or None.
+    ValueError
+        If ``momentum`` is outside [0, 1] (or NaN).
+
+    Examples
+    --------
+    >>> check_momentum(0.1)
+    0.1
+    """
+    if momentum is None:
+        return None
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating)):
+        raise TypeError(
+            f"momentum: expected a float in [0, 1] or None, got {type(momentum).__name__}"
+        )
+    if not 0.0 <= momentum <= 1.0:  # also rejects NaN
+        raise ValueError(f"momentum: expected a value in [0, 1] or None, got {momentum!r}")
+    return float(momentum)
+
+
+class ExponentialMovingAverage:
+    r"""Exponential moving average with PyTorch's momentum convention.
+
+    After the ``t``-th call of :meth:`update` with the value :math:`v_t`,
+
+    .. math::
+
+        a_t = (1 - f_t)\, a_{t-1} + f_t\, v_t, \qquad
+        f_t = \begin{cases} \text{momentum} & \text{if momentum is a number,} \\
+                            1 / t & \text{if momentum is None,} \end{cases}
+
+    so ``momentum=None`` gives the cumulative (plain) average of all values seen. Note the
+    convention: PyTorch's ``momentum=0.1`` weights the *new* value by 0.1; CS231n and Keras
+    write the same average with ``0.9`` on the *old* value.
+
+    Parameters
+    ----------
+    momentum : float in [0, 1] or None, default 0.1
+        Weight of the new value, or None for the cumulative average.
+    initial : array_like, default 0.0
+        :math:`a_0`. A scalar initial value takes the shape of the first update;
+        otherwise every update must have the initial value's shape. The average is
+        updated in place, in the initial value's floating dtype (float64 for integers).
+
+    Examples
+    --------
+    >>> ema = ExponentialMovingAverage(momentum=0.5)
+    >>> ema.update(2.0); ema.update(4.0)
+    >>> float(ema.value), ema.count
+    (2.5, 2)
+    >>> cumulative = ExponentialMovingAverage(momentum=None)
+    >>> for v in (1.0, 2.0, 6.0):
+    ...     cumulative.update(v)
+    >>> float(cumulative.value)
+    3.0
+    """
+
+    def __init__(self, momentum: float | None = 0.1, *, initial: ArrayLike = 0.0) -> None:
+        self.momentum = check_momentum(momentum)
+        value = np.array(initial)
+        if not np.issubdtype(value.dtype, np.floating):
+            value = value.astype(np.float64)
+        self._value: NDArray[Any] = value
+        self._count = 0
+
+    @property
+    def value(self) -> NDArray[Any]:
+        """The current average :math:`a_t` (the array itself, updated in place)."""
+        return self._value
+
+    @value.setter
+    def value(self, new: ArrayLike) -> None:
+        new_array = np.asarray(new)
+        if new_array.shape != self._value.shape:
+            raise ValueError(f"value: expected shape {self._value.shape}, got {new_array.shape}")
+        self._value[...] = new_array
+
+    @property
+    def count(self) -> int:
+        """The number of updates so far, :math:`t`."""
+        return self._count
+
+    @count.setter
+    def count(self, new: int) -> None:
+        if isinstance(new, bool) or not isinstance(new, (int, np.integer)) or new < 0:
+            raise ValueError(f"count: expected a non-negative int, got {new!r}")
+        self._count = int(new)
+
+    def update(self, value: ArrayLike) -> None:
+        """Fold ``value`` into the average (in place) and increment :attr:`count`."""
+        new = np.asarray(value)
+        if new.shape != self._value.shape:
+            if self._value.ndim != 0 or self._count != 0:
+                raise ValueError(f"value: expected shape {self._value.shape}, got {new.shape}")
+            self._value = np.full(new.shape, self._value, dtype=self._value.dtype)
+        self._count += 1
+        factor = 1.0 / self._count if self.momentum is None else self.momentum
+        self._value *= 1.0 - factor
+        self._value += factor * new
+
+    def __repr__(self) -> str:
+        return f"ExponentialMovingAverage(momentum={self.momentum}, count={self._count})"
+
+
+class RunningMoments:
+    r"""Streaming per-feature mean and variance, exact in one pass over the batches.
+
+    Keeps the count :math:`n`, the mean :math:`\mu` and the sum of squared deviations
+    :math:`M_2 = \sum_i (x_i - \mu)^2` (in float64). Two sets of moments
+    :math:`(n_a, \mu_a, M_{2,a})`, :math:`(n_b, \mu_b, M_{2,b})` combine as (Chan, Golub &
+    LeVeque, 1979)
+
+    .. math::
+
+        n = n_a + n_b, \quad \delta = \mu_b - \mu_a, \quad
+        \mu = \mu_a + \delta\, \frac{n_b}{n}, \quad
+        M_2 = M_{2,a} + M_{2,b} + \delta^2\, \frac{n_a n_b}{n},
+
+    which never subtracts two large sums (the unstable :math:`E[x^2] - E[x]^2`). A batch is
+    folded in by computing its own moments with a two-pass formula and merging them; the
+    variance is :math:`M_2 / (n - \text{ddof})`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> moments = RunningMoments()
+    >>> moments.update(np.array([[1.0, 10.0], [3.0, 10.0]]))
+    >>> moments.update(np.array([[5.0, 40.0]]))
+    >>> moments.count, moments.mean.tolist(), moments.var().tolist()
+    (3, [3.0, 20.0], [2.6666666666666665, 200.0])
+    >>> other = RunningMoments()
+    >>> other.update(np.array([[7.0, 20.0]]))
+    >>> moments.merge(other).mean.tolist()
+    [4.0, 20.0]
+    """
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._mean: NDArray[np.float64] | None = None
+        self._m2: NDArray[np.float64] | None = None
+
+    @property
+    def count(self) -> int:
+        """The number of values seen per feature, :math:`n`."""
+        return self._count
+
+    @property
+    def mean(self) -> NDArray[np.float64]:
+        """The per-feature mean :math:`\\mu` (float64; a copy)."""
+        if self._mean is None:
+            raise ValueError("mean: expected at least one update, got none (count == 0)")
+        return self._mean.copy()
+
+    def var(self, ddof: int = 0) -> NDArray[np.float64]:
+        """The per-feature variance :math:`M_2 / (n - \\text{ddof})` (float64).
+
+        ``ddof=0`` is the biased (population) variance that BatchNorm normalizes with,
+        ``ddof=1`` the unbiased one its running average tracks.
+        """
+        if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)) or ddof < 0:
+            raise ValueError(f"ddof: expected a non-negative int, got {ddof!r}")
+        if self._m2 is None or self._count <= ddof:
+            raise ValueError(
+                f"ddof: expected count > ddof, got count={self._count} and ddof={ddof}"
+            )
+        return self._m2 / (self._count - ddof)
+
+    def update(self, batch: ArrayLike, axis: int | tuple[int, ...] = 0) -> None:
+        """Fold ``batch`` in, reducing over ``axis``; the other axes are the features."""
+        data = np.asarray(batch)
+        if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
+            raise TypeError(f"batch: expected a real numeric array, got dtype {data.dtype}")
+        try:
+            axes = normalize_axis_tuple(axis, data.ndim)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                f"axis: expected distinct axes of a {data.ndim}-d batch, got {axis!r}"
+            ) from err
+        count = math.prod(data.shape[a] for a in axes)
+        if count == 0:
+            return
+        data64 = data.astype(np.float64, copy=False)
+        mean = data64.mean(axis=axes)
+        m2 = np.square(data64 - np.expand_dims(mean, axes)).sum(axis=axes)
+        self._merge_in(count, mean, m2)
+
+    def merge(self, other: RunningMoments) -> RunningMoments:
+        """Return the moments of both streams together (neither operand changes)."""
+        if not isinstance(other, RunningMoments):
+            raise TypeError(f"other: expected a RunningMoments, got {type(other).__name__}")
+        merged = RunningMoments()
+        if self._mean is not None and self._m2 is not None:
+            merged._merge_in(self._count, self._mean, self._m2)
+        if other._mean is not None and other._m2 is not None:
+            merged._merge_in(other._count, other._mean, other._m2)
+        return merged
+
+    def _merge_in(self, count: int, mean: NDArray[np.float64], m2: NDArray[np.float64]) -> None:
+        if self._mean is None or self._m2 is None:
+            self._count, self._mean, self._m2 = count, mean.copy(), m2.copy()
+            return
+        if mean.shape != self._mean.shape:
+            raise ValueError(
+                f"batch: expected per-feature shape {self._mean.shape}, got {mean.shape}"
+            )
+        total = self._count + count
+        delta = mean - self._mean
+        self._mean = self._mean + delta * (count / total)
+        self._m2 = self._m2 + m2 + np.square(delta) * (self._count * count / total)
+        self._count = total
+
+    def __repr__(self) -> str:
+        return f"RunningMoments(count={self._count})"
