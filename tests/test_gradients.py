@@ -11,6 +11,7 @@ from hypothesis.extra import numpy as hnp
 
 from bnlessons.gradients import (
     chain_forward,
+    chain_gradient_norms,
     chain_gradients,
     evaluate_matrix_expression,
     matrix_expressions_equal,
@@ -168,6 +169,25 @@ def test_chain_forward_column_input_keeps_columns() -> None:
     acts = chain_forward([np.ones((2, 3)), np.ones((1, 2))], np.ones((3, 1)))
     assert [a.shape for a in acts] == [(3, 1), (2, 1), (1, 1)]
     assert acts[-1].item() == 6.0
+
+
+def test_chain_gradient_norms_factorize() -> None:
+    rng = np.random.default_rng(4)
+    ws = [rng.standard_normal((6, 3)), rng.standard_normal((5, 6)), rng.standard_normal((4, 5))]
+    x = rng.standard_normal(3)
+    g = rng.standard_normal(4)
+    norms = chain_gradient_norms(ws, x, upstream=g)
+    grads = chain_gradients(ws, x, upstream=g)
+    np.testing.assert_allclose(norms, [np.linalg.norm(gr) for gr in grads], rtol=1e-14)
+    # ||dL/dW2|| = ||W3^T g|| * ||W1 x||  (norm of an outer product)
+    np.testing.assert_allclose(
+        norms[1], np.linalg.norm(ws[2].T @ g) * np.linalg.norm(ws[0] @ x), rtol=1e-12
+    )
+
+
+def test_bad_chain_gradient_norms_input() -> None:
+    with pytest.raises(ValueError, match="upstream=None requires a scalar output"):
+        chain_gradient_norms([np.ones((2, 2))], np.ones(2))
 
 
 # --------------------------------------------------------------------------- numerical_gradient

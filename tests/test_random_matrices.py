@@ -25,6 +25,7 @@ from bnlessons.random_matrices import (
     fan_in_sigmas,
     gaussian_chain_weights,
     mean_confidence_interval,
+    random_unit_vector,
     rms_frobenius_norm,
     sample_chain_output_norms,
     sample_chain_output_norms_full,
@@ -106,7 +107,7 @@ def test_spectral_norm_bound_values() -> None:
 
 @pytest.mark.parametrize(("m", "n"), [(100, 10), (100, 100), (1, 100)])
 def test_frobenius_monte_carlo_matches_exact_mean(m: int, n: int) -> None:
-    s = sample_frobenius_norms(m, n, 4000, rng=11)
+    s = sample_frobenius_norms(m, n, 2000, rng=11)
     assert within(s, expected_frobenius_norm(m, n))
     # second moment: E||M||_F^2 = mn exactly
     assert within(s**2, m * n)
@@ -133,7 +134,7 @@ def test_spectral_sampler_is_direct_and_batch_independent() -> None:
 
 @pytest.mark.parametrize(("m", "n"), [(100, 100), (100, 10), (1, 100), (400, 20)])
 def test_spectral_mean_between_column_norm_and_gordon(m: int, n: int) -> None:
-    s = sample_spectral_norms(m, n, 600, rng=12)
+    s = sample_spectral_norms(m, n, 120, rng=12)
     est = mean_confidence_interval(s, 0.9999)  # about 4 standard errors
     # ||M||_2 >= ||M e_1|| whose mean is chi_mean(m); Gordon: E||M||_2 <= sqrt(m) + sqrt(n)
     assert est.high >= chi_mean(m)
@@ -142,7 +143,7 @@ def test_spectral_mean_between_column_norm_and_gordon(m: int, n: int) -> None:
 
 
 def test_spectral_far_below_frobenius_for_square() -> None:
-    s = sample_spectral_norms(100, 100, 200, rng=13)
+    s = sample_spectral_norms(100, 100, 40, rng=13)
     assert s.mean() < 0.25 * expected_frobenius_norm(100, 100)
 
 
@@ -260,6 +261,24 @@ def test_gaussian_chain_weights_shapes_and_scale() -> None:
     # sample std of 60,000 and 10,000 normals: within 4 relative standard errors 1/sqrt(2N)
     assert abs(ws[0].std() / 0.5 - 1) < 4 / math.sqrt(2 * 60_000)
     assert abs(ws[1].std() / 3.0 - 1) < 4 / math.sqrt(2 * 10_000)
+
+
+def test_random_unit_vector_is_unit_and_isotropic() -> None:
+    rng = np.random.default_rng(61)
+    xs = np.array([random_unit_vector(5, rng) for _ in range(4000)])
+    np.testing.assert_allclose(np.linalg.norm(xs, axis=1), 1.0, rtol=1e-14)
+    # uniform on the sphere: E x_i = 0 and E x_i^2 = 1/n for every coordinate
+    for i in range(5):
+        assert within(xs[:, i], 0.0)
+        assert within(xs[:, i] ** 2, 0.2)
+    np.testing.assert_array_equal(random_unit_vector(3, rng=8), random_unit_vector(3, rng=8))
+
+
+def test_bad_random_unit_vector() -> None:
+    with pytest.raises(ValueError, match="n must be >= 1, got 0"):
+        random_unit_vector(0)
+    with pytest.raises(TypeError, match="rng must be a numpy Generator"):
+        random_unit_vector(3, rng=1.5)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- mean + interval

@@ -37,6 +37,7 @@ from numpy.typing import ArrayLike, NDArray
 __all__ = [
     "SymbolicChainGradients",
     "chain_forward",
+    "chain_gradient_norms",
     "chain_gradients",
     "evaluate_matrix_expression",
     "matrix_expressions_equal",
@@ -248,6 +249,49 @@ def chain_gradients(
         if i > 0:
             g = ws[i].T @ g
     return grads
+
+
+def chain_gradient_norms(
+    weights: Sequence[ArrayLike], x: ArrayLike, upstream: ArrayLike | None = None
+) -> FloatArray:
+    r"""Frobenius norm of each layer's gradient, :math:`\|\partial \mathcal{L}/\partial W_i\|_F`.
+
+    Because each gradient is an outer product
+    :math:`(W_L \cdots W_{i+1})^T g \, a_{i-1}^T` (for one input column),
+
+    .. math::
+
+        \left\|\frac{\partial \mathcal{L}}{\partial W_i}\right\|_F
+        = \|(W_L \cdots W_{i+1})^T g\| \; \|W_{i-1} \cdots W_1 x\| ,
+
+    the product of the backward signal's norm and the forward activation's norm: both grow
+    with the number of Gaussian layers they pass through.
+
+    Parameters
+    ----------
+    weights, x, upstream
+        As for :func:`chain_gradients`.
+
+    Returns
+    -------
+    ndarray
+        Shape ``(L,)``, the norms for ``W1 ... WL``.
+
+    Raises
+    ------
+    ValueError
+        As for :func:`chain_gradients`.
+    TypeError
+        As for :func:`chain_gradients`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> chain_gradient_norms([np.eye(2) * 2, np.eye(2) * 3], [1.0, 0.0], upstream=[0.0, 1.0])
+    array([3., 2.])
+    """
+    grads = chain_gradients(weights, x, upstream)
+    return np.array([float(np.linalg.norm(g)) for g in grads])
 
 
 # --------------------------------------------------------------------------- numerical checks

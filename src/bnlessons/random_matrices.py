@@ -51,6 +51,7 @@ __all__ = [
     "fan_in_sigmas",
     "gaussian_chain_weights",
     "mean_confidence_interval",
+    "random_unit_vector",
     "rms_frobenius_norm",
     "sample_chain_output_norms",
     "sample_chain_output_norms_full",
@@ -376,13 +377,9 @@ def chain_expected_output_norms(
     """
     sh = _check_shapes(shapes)
     sig = _check_sigmas(sigma, len(sh))
-    xn = _check_x_norm_value(x_norm)
+    xn = _check_positive(x_norm, "x_norm")
     factors = np.array([s * chi_mean(m) for (m, _), s in zip(sh, sig, strict=True)])
     return xn * np.cumprod(factors)
-
-
-def _check_x_norm_value(x_norm: float) -> float:
-    return _check_positive(x_norm, "x_norm")
 
 
 def chain_norm_bounds(
@@ -439,7 +436,7 @@ def chain_norm_bounds(
     """
     sh = _check_shapes(shapes)
     sig = _check_sigmas(sigma, len(sh))
-    xn = _check_x_norm_value(x_norm)
+    xn = _check_positive(x_norm, "x_norm")
     if kind == "frobenius":
         factors = np.array(
             [rms_frobenius_norm(m, n, s) for (m, n), s in zip(sh, sig, strict=True)]
@@ -549,6 +546,46 @@ def gaussian_chain_weights(
     sig = _check_sigmas(sigma, len(sh))
     g = _rng(rng)
     return [s * g.standard_normal((m, n)) for (m, n), s in zip(sh, sig, strict=True)]
+
+
+def random_unit_vector(n: int, rng: RngLike = None) -> FloatArray:
+    r"""A vector drawn uniformly from the unit sphere in :math:`\mathbb{R}^n`: ``z / ||z||``.
+
+    With :math:`z \sim N(0, I_n)`, :math:`z / \|z\|` is uniform on the sphere by rotation
+    invariance; use it as the notes' input with :math:`\|x\| = 1`.
+
+    Parameters
+    ----------
+    n : int
+        Dimension, ``>= 1``.
+    rng : numpy.random.Generator, int or None, optional
+        Random generator or seed.
+
+    Returns
+    -------
+    ndarray
+        Shape ``(n,)``, norm 1 (to rounding).
+
+    Raises
+    ------
+    ValueError
+        If ``n < 1``.
+    TypeError
+        If ``n`` is not an int or ``rng`` has the wrong type.
+
+    Examples
+    --------
+    >>> x = random_unit_vector(10, rng=0)
+    >>> x.shape, round(float(np.linalg.norm(x)), 12)
+    ((10,), 1.0)
+    """
+    k = _check_int(n, "n")
+    g = _rng(rng)
+    while True:  # z = 0 has probability 0, but never divide by it
+        z = g.standard_normal(k)
+        nz = float(np.linalg.norm(z))
+        if nz > 0.0:
+            return z / nz
 
 
 # --------------------------------------------------------------------------- Monte Carlo
