@@ -9,6 +9,7 @@ Prints the median over repeats of:
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
@@ -46,6 +47,11 @@ def main() -> int:
         ("sample_frobenius_norms 100x100, 2,000 draws", frob),
         ("sample_spectral_norms 100x100, 1,000 draws", spec),
     ]
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    # the spectral sampler calls LAPACK on many small matrices: on a busy machine, multithreaded
+    # OpenBLAS can be ~10x slower than OPENBLAS_NUM_THREADS=1 there
+    print(f"cpus {os.cpu_count()}, load average {load:.2f}, OPENBLAS_NUM_THREADS={threads}")
     print(f"{'benchmark':<62}{'median s':>12}")
     for name, t in rows:
         print(f"{name:<62}{t:>12.4f}")
