@@ -10,6 +10,11 @@ BUILD  := _build
 SPHINXOPTS ?= -W --keep-going -n
 PORT ?= 8000
 
+# One BLAS thread: the lessons and tests use many small matrices, for which OpenBLAS's
+# threads cost more than they give on this 2-core machine (and results stay reproducible).
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
+
 .PHONY: help venv lint typecheck unit doctest html test browser-test serve clean bench bench-docs
 
 help:
