@@ -1,44 +1,159 @@
-"""Sphinx configuration for the bnlessons site (source directory: the repository root)."""
+"""Sphinx configuration for the bnlessons site.
+
+The source directory is the repository root: ``docs/`` (landing page, guides, API reference)
+and ``lessons/`` (MyST notebooks executed at build time) are read, everything else is
+excluded. Build with ``make html``; see ``docs/guides/building.md``.
+"""
 
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 sys.path.insert(0, str(ROOT / "src"))
 
+import bnsite  # noqa: E402  (the local extension, found through the path set just above)
+
+# -- Project ------------------------------------------------------------------------------
+
 project = "bnlessons"
 author = "bnlessons contributors"
-copyright = "2026, bnlessons contributors"
+copyright = "2026, bnlessons contributors (lessons after R. Yu's lecture notes, 2018)"
+html_title = "Matrix Arithmetic and Batch Normalization"
 
 root_doc = "docs/index"
 include_patterns = ["docs/**", "lessons/**"]
 exclude_patterns = [
     ".venv",
+    ".git",
+    ".ci",
+    ".github",
     "_build",
     "jupyter_execute",
     "node_modules",
     "docs/node_modules",
     "docs/_inv",
+    "docs/_ext",
+    "docs/_static",
     "src",
     "tests",
     "benchmarks",
-    ".ci",
-    ".github",
     "**.ipynb_checkpoints",
     "README.md",
 ]
 
 extensions = [
     "myst_nb",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx_autodoc_typehints",  # after napoleon
+    "sphinx.ext.intersphinx",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.doctest",
+    "sphinx_copybutton",
+    "sphinx_design",
+    "sphinxcontrib.bibtex",
+    "bnsite",
 ]
 
+# Any warning fails the build (``make html`` passes -W --keep-going -n); nitpicky mode makes
+# every unresolved cross-reference a warning too.
+nitpicky = True
+
+# -- MyST and notebook execution -----------------------------------------------------------
+
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist", "substitution"]
+myst_heading_anchors = 3
+
+# Lessons run at build time. The jupyter-cache is keyed on cell source only, so its directory
+# is named after a digest of the library (and of the pinned environment): editing anything in
+# src/bnlessons, data included, gives a fresh cache and re-executes every lesson.
+LIBRARY_DIGEST = bnsite.library_digest(
+    ROOT / "src" / "bnlessons", ROOT / ".ci" / "constraints.txt"
+)
 nb_execution_mode = "cache"
-nb_execution_cache_path = str(ROOT / "_build" / ".jupyter_cache")
-nb_execution_raise_on_error = True
-nb_execution_show_tb = True
-nb_execution_timeout = 600
+nb_execution_cache_path = str(ROOT / "_build" / ".jupyter_cache" / LIBRARY_DIGEST)
+nb_execution_raise_on_error = True  # a cell that raises fails the build ...
+nb_execution_show_tb = True  # ... and the log shows its traceback
+nb_execution_timeout = 600  # seconds per cell
+nb_execution_in_temp = False
+nb_merge_streams = True
+nb_ipywidgets_js: dict[str, dict[str, str]] = {}  # no widget JavaScript from a CDN
+
+# -- API reference -------------------------------------------------------------------------
+
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": True}
+autodoc_preserve_defaults = True
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_preprocess_types = True
+napoleon_use_rtype = False
+napoleon_use_ivar = True  # an Attributes section must not describe the fields autodoc lists
+always_document_param_types = False
+typehints_document_rtype = True
+typehints_use_rtype = False
+typehints_defaults = "comma"
+typehints_formatter = bnsite.TypehintFormatter()
+typehints_fixup_module_name = bnsite.ModuleNameFixup()
+python_use_unqualified_type_names = True
+
+# The inventories are stored in the repository (see docs/_inv/README.md), so an offline
+# build resolves them; links still point at the public documentation.
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3.11/", str(ROOT / "docs" / "_inv" / "python.inv")),
+    "numpy": ("https://numpy.org/doc/stable/", str(ROOT / "docs" / "_inv" / "numpy.inv")),
+    "matplotlib": (
+        "https://matplotlib.org/stable/",
+        str(ROOT / "docs" / "_inv" / "matplotlib.inv"),
+    ),
+    "sympy": ("https://docs.sympy.org/latest/", str(ROOT / "docs" / "_inv" / "sympy.inv")),
+}
+
+# -- Bibliography --------------------------------------------------------------------------
+
+bibtex_bibfiles = ["docs/references.bib"]
+bibtex_default_style = "plain"
+bibtex_reference_style = "author_year"
+
+# -- Doctest builder -----------------------------------------------------------------------
+
+doctest_global_setup = "import numpy as np"
+doctest_test_doctest_blocks = "default"
+
+# -- HTML ----------------------------------------------------------------------------------
 
 html_theme = "sphinx_book_theme"
+html_static_path = ["docs/_static"]
+html_css_files = ["bnlessons.css"]
+html_copy_source = True
+html_sourcelink_suffix = ""  # _sources/lessons/x.md, the MyST file itself
+html_show_sourcelink = False
+html_last_updated_fmt = None  # no build date: two builds give identical pages
+html_theme_options = {
+    "use_download_button": True,  # .ipynb (executed), .md (MyST source), print to PDF
+    "use_fullscreen_button": False,
+    "use_repository_button": False,
+    "use_source_button": False,
+    "use_edit_page_button": False,
+    "use_issues_button": False,
+    "launch_buttons": {},
+    "home_page_in_toc": True,
+    "show_toc_level": 2,
+    "navigation_with_keys": False,
+}
+
+# MathJax is served by the site itself: npm installs mathjax@3 into docs/node_modules and the
+# local extension copies it into _static/mathjax (relative paths are taken from _static).
+mathjax_path = "mathjax/tex-mml-chtml.js"
+
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+copybutton_exclude = ".linenos, .gp, .go"
+
+# sphinx-autodoc-typehints 3.6 calls an API that Sphinx 9 deprecates; the Python warning is
+# noise on stderr (it is not a Sphinx warning and does not fail -W).
+warnings.filterwarnings("ignore", message=".*set_application.*", category=DeprecationWarning)
