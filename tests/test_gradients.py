@@ -15,6 +15,7 @@ from bnlessons.gradients import (
     chain_gradients,
     evaluate_matrix_expression,
     matrix_expressions_equal,
+    normalized_chain_gradients,
     numerical_gradient,
     relative_error,
     symbolic_chain_gradients,
@@ -183,6 +184,63 @@ def test_chain_gradient_norms_factorize() -> None:
     np.testing.assert_allclose(
         norms[1], np.linalg.norm(ws[2].T @ g) * np.linalg.norm(ws[0] @ x), rtol=1e-12
     )
+
+
+def _normalized_chain_loss(
+    ws: list[np.ndarray], x: np.ndarray, g: np.ndarray, eps: float
+) -> float:
+    """sum(g * y) for a = (z - mean) / sqrt(var + eps) between layers, written out directly."""
+    a = x
+    for w in ws[:-1]:
+        z = w @ a
+        mean = z.mean(axis=1, keepdims=True)
+        var = ((z - mean) ** 2).mean(axis=1, keepdims=True)
+        a = (z - mean) / np.sqrt(var + eps)
+    return float(np.sum(g * (ws[-1] @ a)))
+
+
+def test_normalized_chain_matches_finite_differences() -> None:
+    rng = np.random.default_rng(5)
+    ws = [rng.standard_normal((6, 3)), rng.standard_normal((5, 6)), rng.standard_normal((2, 5))]
+    x, g = rng.standard_normal((3, 8)), rng.standard_normal((2, 8))
+    acts, grads = normalized_chain_gradients(ws, x, g, eps=1e-3)
+    for i in range(3):
+
+        def loss(w: np.ndarray, i: int = i) -> float:
+            return _normalized_chain_loss([*ws[:i], w, *ws[i + 1 :]], x, g, 1e-3)
+
+        assert relative_error(grads[i], numerical_gradient(loss, ws[i].copy())) < 1e-6
+    # hidden activations are normalized per unit over the batch, the output is not
+    for a in acts[1:-1]:
+        np.testing.assert_allclose(a.mean(axis=1), 0.0, atol=1e-12)
+        np.testing.assert_allclose(a.var(axis=1), 1.0, rtol=1e-2)  # var / (var + eps)
+    np.testing.assert_allclose(acts[-1], ws[-1] @ acts[-2], rtol=1e-12)
+
+
+def test_normalized_chain_scale_invariance() -> None:
+    rng = np.random.default_rng(6)
+    ws = [rng.standard_normal((7, 4)), rng.standard_normal((7, 7)), rng.standard_normal((1, 7))]
+    x, g = rng.standard_normal((4, 16)), rng.standard_normal((1, 16))
+    acts, grads = normalized_chain_gradients(ws, x, g, eps=1e-14)
+    for a in (0.01, 3.0, 1000.0):
+        acts_a, grads_a = normalized_chain_gradients([ws[0], a * ws[1], ws[2]], x, g, eps=1e-14)
+        np.testing.assert_allclose(acts_a[-1], acts[-1], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(a * grads_a[1], grads[1], rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(grads_a[0], grads[0], rtol=1e-7, atol=1e-9)
+    # a scale-invariant layer's gradient is orthogonal to its weights
+    assert abs(np.sum(grads[1] * ws[1])) < 1e-8 * np.linalg.norm(grads[1]) * np.linalg.norm(ws[1])
+
+
+def test_bad_normalized_chain_input() -> None:
+    ws = [np.ones((3, 2)), np.ones((1, 3))]
+    with pytest.raises(ValueError, match="B >= 2"):
+        normalized_chain_gradients(ws, np.ones(2), np.ones((1, 1)))
+    with pytest.raises(ValueError, match="B >= 2"):
+        normalized_chain_gradients(ws, np.ones((2, 1)), np.ones((1, 1)))
+    with pytest.raises(ValueError, match="upstream must have the shape of y"):
+        normalized_chain_gradients(ws, np.ones((2, 4)), np.ones((1, 3)))
+    with pytest.raises(TypeError):
+        normalized_chain_gradients(ws, np.ones((2, 4)), np.array([["a"] * 4]))
 
 
 def test_bad_chain_gradient_norms_input() -> None:

@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from bnlessons.batchnorm import batchnorm_backward, batchnorm_forward
+
 __all__ = [
     "SymbolicChainGradients",
     "chain_forward",
@@ -41,6 +43,7 @@ __all__ = [
     "chain_gradients",
     "evaluate_matrix_expression",
     "matrix_expressions_equal",
+    "normalized_chain_gradients",
     "numerical_gradient",
     "relative_error",
     "symbolic_chain_gradients",
@@ -292,6 +295,89 @@ def chain_gradient_norms(
     """
     grads = chain_gradients(weights, x, upstream)
     return np.array([float(np.linalg.norm(g)) for g in grads])
+
+
+def normalized_chain_gradients(
+    weights: Sequence[ArrayLike], x: ArrayLike, upstream: ArrayLike, *, eps: float = 1e-5
+) -> tuple[list[FloatArray], list[FloatArray]]:
+    r"""Activations and weight gradients of the chain with batch normalization between layers.
+
+    Every layer but the last is followed by a batch normalization without scale and shift
+    (:func:`bnlessons.batchnorm.batchnorm_forward` with :math:`\gamma = 1, \beta = 0`), which
+    normalizes each unit over the ``B`` columns of the batch to mean 0 and variance 1:
+
+    .. math::
+
+        a_0 = x, \qquad a_i = \mathrm{BN}(W_i a_{i-1}) \quad (i < L), \qquad
+        y = a_L = W_L a_{L-1} .
+
+    The gradients of :math:`\mathcal{L} = \sum_{b} g_b^T y_b` come from one backward sweep,
+    :math:`\partial \mathcal{L} / \partial W_i = \delta_i a_{i-1}^T` with :math:`\delta_i`
+    the gradient at the input of the i-th normalization
+    (:func:`bnlessons.batchnorm.batchnorm_backward`).
+
+    Parameters
+    ----------
+    weights : sequence of array_like
+        ``[W1, ..., WL]`` in the order they are applied, ``Wi`` of shape ``(m_i, n_i)``.
+    x : array_like, shape (n_1, B)
+        A batch of ``B >= 2`` input columns (a normalization needs a batch).
+    upstream : array_like, shape (m_L, B)
+        :math:`g = \partial \mathcal{L} / \partial y`.
+    eps : float, default 1e-5
+        The normalizations' :math:`\epsilon`.
+
+    Returns
+    -------
+    activations : list of ndarray
+        ``[a_0, ..., a_L]``, ``a_i`` of shape ``(m_i, B)``.
+    gradients : list of ndarray
+        ``[dL/dW1, ..., dL/dWL]``, each float64 with the shape of its weight.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not compose, ``x`` is not an ``(n_1, B)`` batch with ``B >= 2``, or
+        ``upstream`` does not have the shape of ``y``.
+    TypeError
+        If an argument is not a real numeric array.
+
+    Examples
+    --------
+    Scaling a normalized layer's weights changes nothing downstream and divides its
+    gradient by the scale (exactly so as ``eps`` goes to 0):
+
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> W1, W2 = rng.normal(size=(3, 2)), rng.normal(size=(1, 3))
+    >>> x, g = rng.normal(size=(2, 5)), rng.normal(size=(1, 5))
+    >>> acts, grads = normalized_chain_gradients([W1, W2], x, g, eps=1e-12)
+    >>> acts10, grads10 = normalized_chain_gradients([10 * W1, W2], x, g, eps=1e-12)
+    >>> bool(np.allclose(acts10[-1], acts[-1]) and np.allclose(10 * grads10[0], grads[0]))
+    True
+    """
+    ws = _check_weights(weights)
+    a, was_vector = _check_x(x, ws[0])
+    if was_vector or a.shape[1] < 2:
+        raise ValueError(f"x must be a batch (n, B) with B >= 2 columns, got shape {a.shape}")
+    y_shape = (ws[-1].shape[0], a.shape[1])
+    g = _as_float_array(upstream, "upstream")
+    if g.shape != y_shape:
+        raise ValueError(f"upstream must have the shape of y, expected {y_shape}, got {g.shape}")
+    acts = [a]
+    caches = []
+    for w in ws[:-1]:
+        normalized, cache = batchnorm_forward((w @ acts[-1]).T, None, None, eps=eps)
+        acts.append(np.asarray(normalized.T, dtype=np.float64))
+        caches.append(cache)
+    acts.append(ws[-1] @ acts[-1])
+    grads: list[FloatArray] = [np.empty(0)] * len(ws)
+    for i in range(len(ws) - 1, -1, -1):
+        grads[i] = g @ acts[i].T
+        if i > 0:
+            dx, _, _ = batchnorm_backward((ws[i].T @ g).T, caches[i - 1])
+            g = np.asarray(dx.T, dtype=np.float64)
+    return acts, grads
 
 
 # --------------------------------------------------------------------------- numerical checks
