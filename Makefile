@@ -9,13 +9,17 @@ STAMP  := $(VENV)/.installed
 BUILD  := _build
 SPHINXOPTS ?= -W --keep-going -n
 PORT ?= 8000
+NPM ?= npm
+CHROMIUM ?= /usr/bin/chromium
+MATHJAX := docs/node_modules/mathjax/es5/tex-mml-chtml.js
 
 # One BLAS thread: the lessons and tests use many small matrices, for which OpenBLAS's
 # threads cost more than they give on this 2-core machine (and results stay reproducible).
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help venv lint typecheck unit doctest html test browser-test serve clean bench bench-docs
+.PHONY: help venv lint typecheck unit doctest html test browser-test serve clean bench bench-docs \
+	assets chromium
 
 help:
 	@echo "make html        build the site into $(BUILD)/html (creates $(VENV) on first use)"
@@ -44,7 +48,45 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not browser" tests --doctest-modules src
 
-test: lint typecheck unit doctest browser-test
+test: lint typecheck unit doctest html browser-test
+
+# ---------------------------------------------------------------------------- the site
+# MathJax is served by the site itself: npm installs the locked mathjax@3 into docs/.
+$(MATHJAX): docs/package.json docs/package-lock.json
+	cd docs && $(NPM) ci --no-audit --no-fund
+	touch $@
+
+assets: $(MATHJAX)
+
+html: $(STAMP) $(MATHJAX)
+	$(BIN)/sphinx-build -b html $(SPHINXOPTS) . $(BUILD)/html
+
+doctest: $(STAMP) $(MATHJAX)
+	$(BIN)/sphinx-build -b doctest $(SPHINXOPTS) . $(BUILD)/doctest
+	$(BIN)/python -m pytest --doctest-modules src
+
+serve: html
+	@echo "Serving $(BUILD)/html at http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
+	$(BIN)/python -m http.server $(PORT) --bind 127.0.0.1 --directory $(BUILD)/html
+
+# Debian's Chromium for the browser test; installed when missing and we are root. Where it
+# cannot be installed, tests/test_site.py fails and says how to install it.
+chromium:
+	@if [ -x "$(CHROMIUM)" ]; then \
+		echo "chromium: $(CHROMIUM)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
+			|| echo "chromium: apt-get could not install it; the browser test will say so"; \
+	else \
+		echo "chromium: $(CHROMIUM) is missing and cannot be installed here (not root or no apt-get);"; \
+		echo "          install it with: sudo apt-get install chromium"; \
+	fi
+
+browser-test: html chromium
+	$(BIN)/python -m pytest -m browser tests/test_site.py
+
+bench-docs: $(STAMP) $(MATHJAX)
+	bash benchmarks/bench_docs.sh
 
 bench: $(STAMP)
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done

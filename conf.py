@@ -122,7 +122,7 @@ bibtex_reference_style = "author_year"
 # -- Doctest builder -----------------------------------------------------------------------
 
 doctest_global_setup = "import numpy as np"
-doctest_test_doctest_blocks = "default"
+doctest_test_doctest_blocks = ""  # only {doctest} blocks; docstrings run under pytest
 
 # -- HTML ----------------------------------------------------------------------------------
 
@@ -133,6 +133,9 @@ html_copy_source = True
 html_sourcelink_suffix = ""  # _sources/lessons/x.md, the MyST file itself
 html_show_sourcelink = False
 html_last_updated_fmt = None  # no build date: two builds give identical pages
+# pydata-sphinx-theme reads the initial colour mode from the context; left empty, a first
+# visit logs "Got invalid theme mode" to the console.
+html_context = {"default_mode": "auto"}
 html_theme_options = {
     "use_download_button": True,  # .ipynb (executed), .md (MyST source), print to PDF
     "use_fullscreen_button": False,

@@ -113,6 +113,30 @@ def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
             _copy_if_changed(str(src), str(out))
 
 
+_REDIRECT = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<meta http-equiv="refresh" content="0; url={target}">
+<link rel="canonical" href="{target}">
+</head>
+<body><p><a href="{target}">{title}</a></p></body>
+</html>
+"""
+
+
+def _write_root_redirect(app: Sphinx, exception: Exception | None) -> None:
+    """The landing page is ``docs/index``; ``index.html`` at the site root points to it."""
+    if exception is not None or app.builder.format != "html":
+        return
+    target = app.builder.get_target_uri(app.config.root_doc)
+    if target == "index.html":
+        return
+    page = _REDIRECT.format(title=app.config.html_title or app.config.project, target=target)
+    (Path(app.outdir) / "index.html").write_text(page, encoding="utf-8")
+
+
 # --------------------------------------------------------------------------- notebooks
 
 
@@ -444,6 +468,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("library-module", LibraryModule)
     app.connect("builder-inited", _check_mathjax)
     app.connect("build-finished", _copy_mathjax)
+    app.connect("build-finished", _write_root_redirect)
     app.connect("html-page-context", _offer_notebook, priority=450)
     app.connect("missing-reference", _resolve_alias, priority=600)
     app.connect("autodoc-process-docstring", _split_multi_name_fields, priority=600)

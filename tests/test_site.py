@@ -1,0 +1,428 @@
+"""The built site in a real browser: self-contained, typeset, searchable.
+
+Serves ``_build/html`` (``make html``) on a free port of 127.0.0.1 and drives Debian's
+Chromium through Playwright's ``executable_path`` (Playwright never downloads a browser here).
+Every HTML page is visited once; the tests then check what was recorded:
+
+* no failed request, no request to any host but the local server;
+* no console error (a missing favicon aside);
+* every ``<img>`` loaded;
+* on lesson pages, MathJax typeset the math and no raw ``\\(`` or ``$$`` is left;
+* the search page finds the lessons for "running average" and "Frobenius".
+
+It also saves screenshots of the landing page and of a lesson at 1280 px width under
+``_build/screenshots/``. Run with ``make browser-test``; ``make test`` includes it.
+
+The module also holds two checks of the documentation sources that need no browser (the
+API page covers every module; every lesson has the jupytext front matter).
+"""
+
+from __future__ import annotations
+
+import http.server
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+WIDTH, HEIGHT = 1280, 900
+PAGE_TIMEOUT_MS = 60_000
+
+#: The search terms of issue 3 and the lesson pages that must be among the hits.
+SEARCHES = {
+    "running average": "lessons/06_implementing_batchnorm.html",
+    "Frobenius": "lessons/02_random_matrix_norms.html",
+}
+
+#: Text nodes inside these elements may legitimately contain TeX delimiters.
+_RAW_MATH_JS = """
+() => {
+  const skip = new Set(["SCRIPT", "STYLE", "PRE", "CODE", "TEXTAREA", "MJX-CONTAINER",
+                        "MJX-ASSISTIVE-MML"]);
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  const found = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    let p = n.parentElement, skipped = false;
+    while (p) {
+      if (skip.has(p.tagName.toUpperCase())) { skipped = true; break; }
+      p = p.parentElement;
+    }
+    if (skipped) continue;
+    const t = n.textContent;
+    for (const d of ["\\\\(", "\\\\)", "\\\\[", "\\\\]", "$$"]) {
+      if (t.includes(d)) { found.push(t.trim().slice(0, 80)); break; }
+    }
+  }
+  return found;
+}
+"""
+
+_IMAGES_JS = """
+() => Array.from(document.images).map(img => ({
+  src: img.currentSrc || img.src, complete: img.complete, width: img.naturalWidth
+}))
+"""
+
+_WAIT_MATHJAX_JS = """
+async () => {
+  const mj = window.MathJax;
+  if (!mj || !mj.startup || !mj.startup.promise) return -1;
+  await mj.startup.promise;
+  if (mj.typesetPromise) await mj.typesetPromise();
+  return document.querySelectorAll("mjx-container").length;
+}
+"""
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def html_pages(site: Path) -> list[str]:
+    """Every HTML page of the built site, as paths relative to its root."""
+    pages = []
+    for path in sorted(site.rglob("*.html")):
+        rel = path.relative_to(site).as_posix()
+        if rel.startswith(("_static/", "_sources/", "_images/", "_downloads/")):
+            continue
+        pages.append(rel)
+    return pages
+
+
+def is_lesson(page: str) -> bool:
+    return page.startswith("lessons/")
+
+
+@dataclass
+class PageReport:
+    """What the browser saw while loading one page."""
+
+    page: str
+    requests: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    console_errors: list[str] = field(default_factory=list)
+    images: list[dict[str, Any]] = field(default_factory=list)
+    mathjax_elements: int = -1
+    raw_math: list[str] = field(default_factory=list)
+
+
+def _is_favicon(text: str) -> bool:
+    return "favicon" in text
+
+
+def _quiet_handler(directory: Path) -> type[http.server.SimpleHTTPRequestHandler]:
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(directory), **kwargs)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="session")
+def site() -> Path:
+    if not (SITE / "docs" / "index.html").is_file():
+        pytest.fail(f"the site is not built ({SITE}/docs/index.html missing): run `make html`")
+    return SITE
+
+
+@pytest.fixture(scope="session")
+def server(site: Path) -> Iterator[str]:
+    """A local HTTP server for the built site on a free port of 127.0.0.1."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _quiet_handler(site))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright, with a fresh user data directory."""
+    if not CHROMIUM.is_file():
+        pytest.fail(
+            f"Chromium not found at {CHROMIUM}. Install Debian's package: "
+            "`apt-get update && apt-get install -y chromium` as root "
+            "(`make browser-test` does this when run as root)."
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": WIDTH, "height": HEIGHT},
+            service_workers="block",
+        )
+        context.set_default_timeout(PAGE_TIMEOUT_MS)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def _wait_until_quiet(page: Any, in_flight: set[Any], quiet_ms: int = 500) -> None:
+    """Wait until no request has been in flight for ``quiet_ms`` (Playwright's own
+    ``networkidle`` is a one-shot lifecycle event and misses MathJax's late font loads)."""
+    waited, quiet = 0, 0
+    while quiet < quiet_ms:
+        if waited > PAGE_TIMEOUT_MS:
+            pending = sorted(r.url for r in in_flight)
+            raise AssertionError(f"{page.url}: requests still pending: {pending}")
+        page.wait_for_timeout(100)
+        waited += 100
+        quiet = quiet + 100 if not in_flight else 0
+
+
+def _visit(context: Any, base: str, page_path: str) -> PageReport:
+    report = PageReport(page_path)
+    page = context.new_page()
+    in_flight: set[Any] = set()
+
+    def on_request(request: Any) -> None:
+        report.requests.append(request.url)
+        in_flight.add(request)
+
+    def on_finished(request: Any) -> None:
+        in_flight.discard(request)
+
+    def on_failed(request: Any) -> None:
+        in_flight.discard(request)
+        if not _is_favicon(request.url):
+            report.failed.append(f"{request.url} ({request.failure})")
+
+    def on_response(response: Any) -> None:
+        if response.status >= 400 and not _is_favicon(response.url):
+            report.failed.append(f"{response.url} (HTTP {response.status})")
+
+    def on_console(message: Any) -> None:
+        if message.type == "error" and not _is_favicon(message.text + str(message.location)):
+            report.console_errors.append(f"{message.text} at {message.location}")
+
+    def on_page_error(error: Any) -> None:
+        report.console_errors.append(f"uncaught: {error}")
+
+    page.on("request", on_request)
+    page.on("requestfinished", on_finished)
+    page.on("requestfailed", on_failed)
+    page.on("response", on_response)
+    page.on("console", on_console)
+    page.on("pageerror", on_page_error)
+    try:
+        page.goto(base + page_path, wait_until="load")
+        if page.locator("script[src*='mathjax']").count():
+            page.wait_for_function(
+                "() => window.MathJax && window.MathJax.startup && window.MathJax.startup.promise"
+            )
+            report.mathjax_elements = int(page.evaluate(_WAIT_MATHJAX_JS))
+        page.evaluate("() => { for (const img of document.images) img.loading = 'eager'; }")
+        page.wait_for_function("() => Array.from(document.images).every(img => img.complete)")
+        _wait_until_quiet(page, in_flight)
+        report.images = page.evaluate(_IMAGES_JS)
+        report.raw_math = page.evaluate(_RAW_MATH_JS)
+    finally:
+        page.close()
+    return report
+
+
+@pytest.fixture(scope="session")
+def reports(site: Path, server: str, browser_context: Any) -> dict[str, PageReport]:
+    """Every HTML page of the site, visited once."""
+    pages = html_pages(site)
+    assert "docs/index.html" in pages
+    return {page: _visit(browser_context, server, page) for page in pages}
+
+
+# ------------------------------------------------------------------------------ browser tests
+
+
+@pytest.mark.browser
+def test_every_page_was_visited(site: Path, reports: dict[str, PageReport]) -> None:
+    pages = html_pages(site)
+    assert sorted(reports) == pages
+    assert any(is_lesson(p) for p in pages), "no lesson page in the built site"
+    assert {"index.html", "docs/index.html", "docs/api.html", "search.html"} <= set(pages)
+
+
+@pytest.mark.browser
+def test_no_request_leaves_the_local_server(server: str, reports: dict[str, PageReport]) -> None:
+    external = {
+        page: [u for u in r.requests if not u.startswith((server, "data:", "blob:", "about:"))]
+        for page, r in reports.items()
+    }
+    external = {page: urls for page, urls in external.items() if urls}
+    assert external == {}, f"requests to other hosts: {external}"
+    assert all(r.requests for r in reports.values())
+
+
+@pytest.mark.browser
+def test_no_failed_request(reports: dict[str, PageReport]) -> None:
+    failed = {page: r.failed for page, r in reports.items() if r.failed}
+    assert failed == {}, f"failed requests: {failed}"
+
+
+@pytest.mark.browser
+def test_no_console_error(reports: dict[str, PageReport]) -> None:
+    errors = {page: r.console_errors for page, r in reports.items() if r.console_errors}
+    assert errors == {}, f"console errors: {errors}"
+
+
+@pytest.mark.browser
+def test_every_image_loaded(reports: dict[str, PageReport]) -> None:
+    broken = {
+        page: [img["src"] for img in r.images if not img["complete"] or img["width"] <= 0]
+        for page, r in reports.items()
+    }
+    broken = {page: srcs for page, srcs in broken.items() if srcs}
+    assert broken == {}, f"images that did not load: {broken}"
+    lesson_images = sum(len(r.images) for page, r in reports.items() if is_lesson(page))
+    assert lesson_images > 0, "the lessons show no figure at all"
+
+
+@pytest.mark.browser
+def test_math_is_typeset_on_every_lesson(reports: dict[str, PageReport]) -> None:
+    lessons = {page: r for page, r in reports.items() if is_lesson(page)}
+    assert lessons
+    untypeset = {
+        page: r.mathjax_elements for page, r in lessons.items() if r.mathjax_elements <= 0
+    }
+    assert untypeset == {}, f"lesson pages without typeset math (MathJax elements): {untypeset}"
+    raw = {page: r.raw_math for page, r in reports.items() if r.raw_math}
+    assert raw == {}, f"raw TeX delimiters left in the text: {raw}"
+
+
+@pytest.mark.browser
+def test_mathjax_is_served_by_the_site(server: str, reports: dict[str, PageReport]) -> None:
+    lesson = next(r for page, r in sorted(reports.items()) if is_lesson(page))
+    mathjax = [u for u in lesson.requests if "mathjax" in u.lower()]
+    assert mathjax, "no MathJax request on a lesson page"
+    assert all(u.startswith(server + "_static/mathjax/") for u in mathjax), mathjax
+    assert any(u.endswith(".woff") for u in mathjax), "MathJax fonts were not loaded"
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(("query", "lesson"), sorted(SEARCHES.items()))
+def test_search_finds_the_lesson(
+    server: str, browser_context: Any, query: str, lesson: str
+) -> None:
+    page = browser_context.new_page()
+    try:
+        page.goto(f"{server}search.html?q={query.replace(' ', '+')}", wait_until="load")
+        page.wait_for_function(
+            "() => { const s = document.querySelector('#search-results .search-summary');"
+            " return s && /found|did not match/i.test(s.textContent); }"
+        )
+        hrefs = page.eval_on_selector_all(
+            "#search-results ul.search li a", "els => els.map(a => a.getAttribute('href'))"
+        )
+    finally:
+        page.close()
+    hits = {re.sub(r"[?#].*$", "", h) for h in hrefs}
+    assert lesson in hits, f"search for {query!r} did not list {lesson}; hits: {sorted(hits)}"
+
+
+@pytest.mark.browser
+def test_screenshots(server: str, browser_context: Any, reports: dict[str, PageReport]) -> None:
+    lesson = min(page for page in reports if is_lesson(page))
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for name, path in (("landing", "docs/index.html"), ("lesson", lesson)):
+        page = browser_context.new_page()
+        try:
+            page.goto(server + path, wait_until="load")
+            if page.locator("script[src*='mathjax']").count():
+                page.wait_for_function(
+                    "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
+                )
+                page.evaluate(_WAIT_MATHJAX_JS)
+            assert page.viewport_size == {"width": WIDTH, "height": HEIGHT}
+            out = SCREENSHOTS / f"{name}.png"
+            page.screenshot(path=str(out), full_page=True)
+        finally:
+            page.close()
+        assert out.stat().st_size > 10_000, f"{out} looks empty"
+
+
+@pytest.mark.browser
+def test_lessons_offer_notebook_and_source(site: Path, reports: dict[str, PageReport]) -> None:
+    for page in (p for p in reports if is_lesson(p)):
+        stem = page.removesuffix(".html")
+        notebook = site / "_sources" / f"{stem}.ipynb"
+        source = site / "_sources" / f"{stem}.md"
+        assert notebook.is_file() and source.is_file(), page
+        assert '"outputs": [' in notebook.read_text(encoding="utf-8")
+        html = (site / page).read_text(encoding="utf-8")
+        depth = "../" * page.count("/")
+        assert f'href="{depth}_sources/{stem}.ipynb"' in html, page
+        assert f'href="{depth}_sources/{stem}.md"' in html, page
+
+
+# ------------------------------------------------------------------------------ source checks
+
+
+def _library_modules() -> set[str]:
+    package = ROOT / "src" / "bnlessons"
+    return {
+        f"bnlessons.{p.stem}"
+        for p in package.glob("*.py")
+        if p.stem == "__main__" or not p.stem.startswith("_")
+    }
+
+
+def test_api_page_documents_every_module() -> None:
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^```\{library-module\} (\S+)", text, flags=re.MULTILINE))
+    expected = {
+        f"bnlessons.{m}"
+        for m in (
+            "gradients",
+            "random_matrices",
+            "batchnorm",
+            "running_stats",
+            "mnist",
+            "mlp",
+            "figures",
+            "__main__",
+        )
+    }
+    assert expected <= listed
+    undocumented = _library_modules() - listed
+    assert not undocumented, f"modules missing from docs/api.md: {sorted(undocumented)}"
+    unwritten = listed - _library_modules()
+    assert not unwritten, f"docs/api.md lists modules that do not exist: {sorted(unwritten)}"
+
+
+def test_lessons_have_jupytext_front_matter() -> None:
+    lessons = sorted((ROOT / "lessons").glob("*.md"))
+    assert lessons
+    for lesson in lessons:
+        head = lesson.read_text(encoding="utf-8").split("---", 2)[1]
+        assert "format_name: myst" in head, lesson.name
+        assert "kernelspec:" in head, lesson.name
