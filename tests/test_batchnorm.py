@@ -24,10 +24,8 @@ def reference_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and biased variance, float64, two passes, written out by hand."""
     x64 = np.moveaxis(x.astype(np.float64), 1, 0).reshape(x.shape[1], -1)  # (C, m)
     m = x64.shape[1]
-    mean = np.array([sum(row.tolist()) / m for row in x64])
-    var = np.array(
-        [sum(((row - mu) ** 2).tolist()) / m for row, mu in zip(x64, mean, strict=True)]
-    )
+    mean = x64.sum(axis=1) / m
+    var = ((x64 - mean[:, None]) ** 2).sum(axis=1) / m
     return mean, var
 
 
@@ -141,6 +139,53 @@ def test_gradients_match_finite_differences(shape: tuple[int, ...], affine: bool
         axes = (0, *range(2, len(shape)))
         np.testing.assert_allclose(dgamma, (w * x_hat).sum(axis=axes), rtol=1e-10)
         np.testing.assert_allclose(dbeta, w.sum(axis=axes), rtol=1e-10)
+
+
+def paper_backward(
+    dy: np.ndarray, x: np.ndarray, gamma: np.ndarray, eps: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The backprop equations of Ioffe & Szegedy (2015, section 3), step by step, float64."""
+    dy, x = dy.astype(np.float64), x.astype(np.float64)
+    axes = (0, *range(2, x.ndim))
+    m = x.size // x.shape[1]
+    mu, var = (per_channel(v, x.ndim) for v in reference_stats(x))
+    g = per_channel(gamma, x.ndim)
+    x_hat = (x - mu) / np.sqrt(var + eps)
+    dx_hat = dy * g
+    dvar = np.sum(dx_hat * (x - mu), axis=axes, keepdims=True) * -0.5 * (var + eps) ** -1.5
+    dmu = (
+        np.sum(-dx_hat / np.sqrt(var + eps), axis=axes, keepdims=True)
+        + dvar * np.sum(-2 * (x - mu), axis=axes, keepdims=True) / m
+    )
+    dx = dx_hat / np.sqrt(var + eps) + dvar * 2 * (x - mu) / m + dmu / m
+    return dx, np.sum(dy * x_hat, axis=axes), np.sum(dy, axis=axes)
+
+
+# shapes that the implementation walks in several cache-sized blocks (and a ragged last one)
+LARGE_SHAPES = [(1000, 300), (700, 7), (3, 4, 100, 100), (400, 3, 50), (5, 2, 3, 7000)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", LARGE_SHAPES)
+def test_large_batches_match_the_references(shape: tuple[int, ...], dtype: type) -> None:
+    rng = np.random.default_rng(12)
+    x = batch(shape, seed=13, loc=-2.0, scale=3.0).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    gamma, beta = rng.uniform(0.5, 2, shape[1]), rng.standard_normal(shape[1])
+    y, cache = batchnorm_forward(x, gamma, beta)
+    mean, var = reference_stats(x)
+    rtol = 1e-11 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(cache.mean, mean, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(cache.var, var, rtol=rtol)
+    np.testing.assert_allclose(y, reference_bn(x, gamma, beta, 1e-5), rtol=rtol, atol=10 * rtol)
+    dx, dgamma, dbeta = batchnorm_backward(dy, cache)
+    ref_dx, ref_dgamma, ref_dbeta = paper_backward(dy, x, gamma, 1e-5)
+    scale = np.abs(ref_dx).max()
+    np.testing.assert_allclose(
+        dx, ref_dx, rtol=0, atol=(1e-11 if dtype == np.float64 else 1e-4) * scale
+    )
+    np.testing.assert_allclose(dgamma, ref_dgamma, rtol=rtol * 10, atol=rtol * np.sqrt(dy.size))
+    np.testing.assert_allclose(dbeta, ref_dbeta, rtol=rtol * 10, atol=rtol * np.sqrt(dy.size))
 
 
 def test_cache_is_a_frozen_dataclass() -> None:

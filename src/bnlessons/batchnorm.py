@@ -19,6 +19,8 @@ semantics of ``torch.nn.BatchNorm1d`` / ``BatchNorm2d``.
 
 from __future__ import annotations
 
+import functools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +29,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from bnlessons.running_stats import ExponentialMovingAverage, check_momentum
 
-__all__ = ["BatchNorm", "BatchNormCache", "batchnorm_backward", "batchnorm_forward"]
+__all__ = [
+    "BatchNorm",
+    "BatchNormCache",
+    "batch_moments",
+    "batchnorm_backward",
+    "batchnorm_forward",
+]
 
 FloatArray = NDArray[np.floating[Any]]
 
@@ -38,8 +46,10 @@ class BatchNormCache:
 
     Attributes
     ----------
-    x_hat : ndarray
-        The normalized input :math:`\\hat x`, shape and dtype of ``x``.
+    centered : ndarray
+        :math:`x - \\mu`, shape and dtype of ``x``. The normalized input is
+        :math:`\\hat x = (x - \\mu) / \\sqrt{\\sigma^2 + \\epsilon}` (:attr:`x_hat`); keeping
+        the centered input instead saves one pass over the data in the forward pass.
     mean : ndarray, shape (C,)
         The batch mean :math:`\\mu` per channel (float64).
     var : ndarray, shape (C,)
@@ -52,7 +62,7 @@ class BatchNormCache:
         The :math:`\\epsilon` used.
     """
 
-    x_hat: FloatArray
+    centered: FloatArray
     mean: NDArray[np.float64]
     var: NDArray[np.float64]
     inv_std: NDArray[np.float64]
@@ -60,9 +70,14 @@ class BatchNormCache:
     eps: float
 
     @property
+    def x_hat(self) -> FloatArray:
+        """The normalized input :math:`\\hat x` (computed from :attr:`centered` on access)."""
+        return self.centered * _per_channel(self.inv_std, self.centered)
+
+    @property
     def count(self) -> int:
         """Values per channel, :math:`m = N \\cdot \\prod \\text{spatial}`."""
-        return int(self.x_hat.size // self.x_hat.shape[1])
+        return int(self.centered.size // self.centered.shape[1])
 
 
 # ---------------------------------------------------------------------------
@@ -92,7 +107,7 @@ def _check_channel_vector(v: ArrayLike | None, name: str, channels: int) -> Floa
     if v is None:
         return None
     array = np.asarray(v)
-    if not np.issubdtype(array.dtype, np.floating):
+    if array.dtype.kind != "f":
         raise TypeError(
             f"{name}: expected a float array of shape ({channels},), got {array.dtype}"
         )
@@ -101,43 +116,155 @@ def _check_channel_vector(v: ArrayLike | None, name: str, channels: int) -> Floa
     return array
 
 
+def _check_grad(dy: ArrayLike, like: FloatArray) -> FloatArray:
+    grad = np.asarray(dy)
+    if grad.dtype.kind != "f":
+        raise TypeError(f"dy: expected a float array, got dtype {grad.dtype}")
+    if grad.shape != like.shape:
+        raise ValueError(f"dy: expected the forward output's shape {like.shape}, got {grad.shape}")
+    return np.ascontiguousarray(grad, dtype=like.dtype)
+
+
 def _per_channel(v: NDArray[Any], x: FloatArray) -> FloatArray:
     """``v`` (shape (C,)) in x's dtype, shaped to broadcast along axis 1 of ``x``."""
     return v.astype(x.dtype, copy=False).reshape((-1,) + (1,) * (x.ndim - 2))
 
 
-def _reduce_axes(x: NDArray[Any]) -> tuple[int, ...]:
-    """All axes but the channel axis 1: the batch axis and the spatial axes."""
-    return (0, *range(2, x.ndim))
+# ---------------------------------------------------------------------------
+# cache-blocked passes
+#
+# Each formula takes a few numpy steps (subtract, multiply, add). Done on whole arrays,
+# every step is one trip through main memory, and on a large batch those trips, not the
+# arithmetic, are the cost. So the passes walk the batch in blocks of rows that fit in the
+# CPU cache and do all the steps of a formula on one block before moving on. Sums over the
+# batch are taken per block (in the input's dtype) and the blocks' sums added in float64,
+# which also keeps float32 sums accurate. The arithmetic is the one in the docstrings.
+
+_BLOCK_BYTES = 1 << 17  # 128 KiB: the few blocks a pass touches stay in the L2 cache
+_BLOCK_ROWS = 256  # at most, so that float32 column sums add few rounding errors
 
 
-def _channel_dot(a: FloatArray, b: FloatArray) -> FloatArray:
-    """Per-channel :math:`\\sum_i a_{ic} b_{ic}` over all axes but 1, without a temporary."""
-    letters = "abcdefghijklmnopqrstuvwxyz"[: a.ndim]
-    result: FloatArray = np.einsum(f"{letters},{letters}->b", a, b)
-    return result
+@dataclass(frozen=True)
+class _Blocks:
+    """A batch seen as a 2-D array whose rows are visited in cache-sized blocks.
+
+    * ``(N, C)``: the array itself. The channels are the columns; each block of rows gives
+      one partial sum per channel, so the partial sums have shape ``(blocks, C)``.
+    * ``(N, C, *spatial)``: the ``(N*C, S)`` view, whose row ``n*C + c`` is the map of
+      channel ``c`` in sample ``n``. Each row gives one partial sum: ``(N, C)`` of them.
+    """
+
+    shape: tuple[int, ...]
+    by_column: bool  # True: the channels are the columns of the 2-D view
+    rows: int
+    ranges: tuple[tuple[int, slice], ...]  # (block number, its rows) for every block
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def of(shape: tuple[int, ...], itemsize: int) -> _Blocks:
+        n, channels, length = shape[0], shape[1], math.prod(shape[2:])
+        elements = _BLOCK_BYTES // itemsize
+        if length == 1:
+            rows, step = n, min(_BLOCK_ROWS, max(1, elements // channels))
+        else:
+            rows, step = n * channels, max(1, elements // length)
+        starts = range(0, rows, step)
+        ranges = tuple((j, slice(i, min(i + step, rows))) for j, i in enumerate(starts))
+        return _Blocks(shape, length == 1, rows, ranges)
+
+    def view(self, a: FloatArray) -> FloatArray:
+        return a.reshape(self.rows, -1)
+
+    def coefficient(self, v: NDArray[Any], dtype: np.dtype[Any]) -> FloatArray:
+        """Per-channel ``v`` (C,) laid out to multiply the blocks of the 2-D view.
+
+        For ``(N, C)`` in several blocks it is repeated down the rows of a block: numpy is
+        fastest, and steadiest, when both operands have the same shape. For ``(N*C, S)`` it
+        is a column, one value per row.
+        """
+        v = v.astype(dtype, copy=False)
+        if not self.by_column:
+            return np.broadcast_to(v, self.shape[:2]).reshape(-1, 1)
+        if len(self.ranges) == 1:
+            return v
+        tile = np.empty_like(v, shape=(self.ranges[0][1].stop, v.size))
+        tile[...] = v
+        return tile
+
+    def block(self, coefficient: FloatArray, rows: slice) -> FloatArray:
+        """The part of a :meth:`coefficient` that multiplies the block ``rows``."""
+        if not self.by_column:
+            return coefficient[rows]
+        return coefficient if coefficient.ndim == 1 else coefficient[: rows.stop - rows.start]
+
+    def partials(self, dtype: np.dtype[Any]) -> FloatArray:
+        """An empty array for the partial sums."""
+        if self.by_column:
+            return np.empty((len(self.ranges), self.shape[1]), dtype)
+        return np.empty(self.rows, dtype)
+
+    def partial(self, partials: FloatArray, j: int, rows: slice) -> FloatArray:
+        """The part of ``partials`` that block ``j`` writes."""
+        return partials[j] if self.by_column else partials[rows]
+
+    def total(self, partials: FloatArray) -> NDArray[np.float64]:
+        """Per-channel totals of the partial sums, added in float64."""
+        per_piece = partials if self.by_column else partials.reshape(self.shape[:2])
+        total: NDArray[np.float64] = np.add.reduce(per_piece, axis=0, dtype=np.float64)
+        return total
+
+    def sum(self, a: FloatArray, out: FloatArray) -> None:
+        """Per-channel sums of a block ``a``, into ``out``."""
+        np.add.reduce(a, axis=0 if self.by_column else 1, out=out)
+
+    def dot(self, a: FloatArray, b: FloatArray, out: FloatArray) -> None:
+        """Per-channel sums of ``a * b`` of a block, into ``out``, without a temporary."""
+        if self.by_column:
+            np.einsum("ij,ij->j", a, b, out=out)
+        else:
+            np.vecdot(a, b, out=out)  # along the last axis
+
+
+def _center(
+    x: FloatArray, centered: FloatArray
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Write ``centered = x - mean``; return the mean and the biased variance (two passes)."""
+    blocks = _Blocks.of(x.shape, x.itemsize)
+    x2, d2 = blocks.view(x), blocks.view(centered)
+    count = x.size // x.shape[1]
+    sums, squares = blocks.partials(x.dtype), blocks.partials(x.dtype)
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf show up in the result
+        for j, rows in blocks.ranges:  # pass 1: the mean
+            blocks.sum(x2[rows], out=blocks.partial(sums, j, rows))
+        mean = blocks.total(sums) / count
+        shift = blocks.coefficient(mean, x.dtype)
+        for j, rows in blocks.ranges:  # pass 2: the deviations and their squares
+            d = d2[rows]
+            np.subtract(x2[rows], blocks.block(shift, rows), out=d)
+            blocks.dot(d, d, out=blocks.partial(squares, j, rows))
+        var = blocks.total(squares) / count
+    return mean, var
 
 
 # ---------------------------------------------------------------------------
 # functional core
 
 
-def batch_moments(x: FloatArray) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def batch_moments(x: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     r"""Return the per-channel mean and biased variance of ``x``, stably, in float64.
-
-    Two passes: the mean first, then the mean of the squared deviations,
 
     .. math::
 
-        \mu_c = \frac1m \sum_i x_{ic}, \qquad \sigma_c^2 = \frac1m \sum_i (x_{ic} - \mu_c)^2,
+        \mu_c = \frac1m \sum_i x_{ic}, \qquad \sigma_c^2 = \frac1m \sum_i (x_{ic} - \mu_c)^2 .
 
-    with float64 accumulators. The one-pass form :math:`E[x^2] - E[x]^2` cancels
-    catastrophically when :math:`|\mu| \gg \sigma` (for float32 ``1000 + N(0, 1)`` it is off
-    by tens of percent).
+    Two passes: the mean first, then the squared deviations from it. Sums are taken over
+    blocks of the batch and the blocks' sums added in float64. The one-pass form
+    :math:`E[x^2] - E[x]^2` cancels catastrophically when :math:`|\mu| \gg \sigma` (for
+    float32 ``1000 + N(0, 1)`` it is off by tens of percent).
 
     Parameters
     ----------
-    x : ndarray, shape (N, C) or (N, C, *spatial), float32 or float64
+    x : array_like, shape (N, C) or (N, C, *spatial), float32 or float64
 
     Returns
     -------
@@ -150,13 +277,8 @@ def batch_moments(x: FloatArray) -> tuple[NDArray[np.float64], NDArray[np.float6
     >>> mean.tolist(), var.tolist()
     ([2.0, 10.0], [1.0, 0.0])
     """
-    axes = _reduce_axes(x)
-    with np.errstate(invalid="ignore", over="ignore"):  # NaN/inf show in the result
-        mean = x.mean(axis=axes, dtype=np.float64)
-        centered = x - _per_channel(mean, x)
-        var = np.square(centered, out=centered).sum(axis=axes, dtype=np.float64)
-    var /= x.size // x.shape[1]
-    return mean, var
+    x = np.ascontiguousarray(_check_input(x))
+    return _center(x, np.empty_like(x))
 
 
 def batchnorm_forward(
@@ -170,7 +292,8 @@ def batchnorm_forward(
         y_{ic} = \gamma_c \hat x_{ic} + \beta_c,
 
     with :math:`\mu_c, \sigma_c^2` the mean and *biased* variance of channel ``c`` over the
-    batch axis and all spatial axes (see :func:`batch_moments`).
+    batch axis and all spatial axes (see :func:`batch_moments`). Computed as
+    :math:`y = (x - \mu) \cdot \gamma / \sqrt{\sigma^2 + \epsilon} + \beta`.
 
     Parameters
     ----------
@@ -190,7 +313,7 @@ def batchnorm_forward(
     ------
     ValueError
         Bad shapes, ``eps <= 0``, a channel with a single value, or NaN/inf in the batch
-        (detected from the batch statistics).
+        (detected from the batch variance).
     TypeError
         A non-float ``x``.
 
@@ -204,7 +327,19 @@ def batchnorm_forward(
     >>> cache.mean.tolist(), cache.var.tolist()
     ([2.0, 6.0], [1.0, 1.0])
     """
-    x = _check_input(x)
+    return _forward(x, gamma, beta, eps=eps)
+
+
+def _forward(
+    x: ArrayLike,
+    gamma: ArrayLike | None,
+    beta: ArrayLike | None,
+    *,
+    eps: float,
+    centered: FloatArray | None = None,
+) -> tuple[FloatArray, BatchNormCache]:
+    """:func:`batchnorm_forward`, writing ``x - mean`` into a given buffer (a layer's)."""
+    x = np.ascontiguousarray(_check_input(x))
     channels = x.shape[1]
     gamma = _check_channel_vector(gamma, "gamma", channels)
     beta = _check_channel_vector(beta, "beta", channels)
@@ -215,22 +350,22 @@ def batchnorm_forward(
             f"x: expected more than 1 value per channel in training, got shape {x.shape}"
             f" ({count} value per channel)"
         )
-    mean, var = batch_moments(x)
-    if not (np.isfinite(mean).all() and np.isfinite(var).all()):
-        bad = np.flatnonzero(~(np.isfinite(mean) & np.isfinite(var)))
+    if centered is None or centered.shape != x.shape or centered.dtype != x.dtype:
+        centered = np.empty_like(x)
+    mean, var = _center(x, centered)
+    if not np.isfinite(var).all():  # NaN or inf anywhere in a channel makes its var so
+        bad = np.flatnonzero(~np.isfinite(var))
         raise ValueError(
             f"x: expected finite values, got NaN or inf (non-finite batch statistics in"
             f" channel(s) {bad[:10].tolist()})"
         )
     inv_std = 1.0 / np.sqrt(var + eps)
-    x_hat = np.subtract(x, _per_channel(mean, x))
-    x_hat *= _per_channel(inv_std, x)
-    y = x_hat.copy() if gamma is None else x_hat * _per_channel(gamma, x)
-    if beta is not None:
-        y += _per_channel(beta, x)
-    return y, BatchNormCache(
-        x_hat=x_hat, mean=mean, var=var, inv_std=inv_std, gamma=gamma, eps=eps
+    scale = inv_std if gamma is None else gamma * inv_std
+    y = _affine(centered, scale, beta)
+    cache = BatchNormCache(
+        centered=centered, mean=mean, var=var, inv_std=inv_std, gamma=gamma, eps=eps
     )
+    return y, cache
 
 
 def batchnorm_backward(
@@ -253,7 +388,9 @@ def batchnorm_backward(
                    - \frac{\hat x_{ic}}{m} \frac{\partial L}{\partial \gamma_c} \right),
 
     the compact form of the paper's chain of derivatives through :math:`\hat x, \sigma^2,
-    \mu`. Consequently ``dx`` sums to zero over each channel.
+    \mu`. Consequently ``dx`` sums to zero over each channel. (The code uses
+    :math:`\hat x = (x - \mu) / \sqrt{\sigma^2 + \epsilon}` with the division folded into
+    the per-channel factors.)
 
     Parameters
     ----------
@@ -280,25 +417,56 @@ def batchnorm_backward(
     """
     if not isinstance(cache, BatchNormCache):
         raise TypeError(f"cache: expected a BatchNormCache, got {type(cache).__name__}")
-    x_hat = cache.x_hat
-    grad = np.asarray(dy)
-    if not np.issubdtype(grad.dtype, np.floating):
-        raise TypeError(f"dy: expected a float array, got dtype {grad.dtype}")
-    if grad.shape != x_hat.shape:
-        raise ValueError(
-            f"dy: expected the forward output's shape {x_hat.shape}, got {grad.shape}"
-        )
-    grad = grad.astype(x_hat.dtype, copy=False)
+    centered = cache.centered
+    grad = _check_grad(dy, centered)
+    dtype = centered.dtype
+    dbeta, dot = _gradient_sums(grad, centered)  # pass 1: the two sums
+    dgamma = dot * cache.inv_std  # sum(dy * x_hat)
+
     count = cache.count
-    dbeta = grad.sum(axis=_reduce_axes(grad))
-    dgamma = _channel_dot(grad, x_hat)
     scale = cache.inv_std if cache.gamma is None else cache.gamma * cache.inv_std
-    # dx = scale * (dy - (x_hat * dgamma + dbeta) / m), built in one output buffer
-    dx = np.multiply(x_hat, _per_channel(dgamma / count, x_hat))
-    dx += _per_channel(dbeta / count, x_hat)
-    np.subtract(grad, dx, out=dx)
-    dx *= _per_channel(scale, x_hat)
-    return dx, dgamma, dbeta
+    blocks = _Blocks.of(centered.shape, centered.itemsize)
+    along_centered = blocks.coefficient(dgamma * cache.inv_std / count, dtype)
+    along_one = blocks.coefficient(dbeta / count, dtype)
+    factor = blocks.coefficient(scale, dtype)
+    dy2, d2 = blocks.view(grad), blocks.view(centered)
+    dx = np.empty_like(centered)
+    dx2 = blocks.view(dx)
+    for _, rows in blocks.ranges:  # pass 2: dx = scale * (dy - (x_hat dgamma + dbeta) / m)
+        dxb = dx2[rows]
+        np.multiply(d2[rows], blocks.block(along_centered, rows), out=dxb)
+        dxb += blocks.block(along_one, rows)
+        np.subtract(dy2[rows], dxb, out=dxb)
+        dxb *= blocks.block(factor, rows)
+    return dx, dgamma.astype(dtype), dbeta.astype(dtype)
+
+
+def _gradient_sums(
+    dy: FloatArray, centered: FloatArray
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per-channel ``sum(dy)`` and ``sum(dy * centered)``, one pass in blocks."""
+    blocks = _Blocks.of(dy.shape, dy.itemsize)
+    dy2, d2 = blocks.view(dy), blocks.view(centered)
+    sums, dots = blocks.partials(dy.dtype), blocks.partials(dy.dtype)
+    for j, rows in blocks.ranges:
+        blocks.sum(dy2[rows], out=blocks.partial(sums, j, rows))
+        blocks.dot(dy2[rows], d2[rows], out=blocks.partial(dots, j, rows))
+    return blocks.total(sums), blocks.total(dots)
+
+
+def _affine(x: FloatArray, scale: NDArray[Any], shift: NDArray[Any] | None) -> FloatArray:
+    """Return ``x * scale + shift`` per channel (no shift if None), one pass in blocks."""
+    blocks = _Blocks.of(x.shape, x.itemsize)
+    y = np.empty_like(x)
+    x2, y2 = blocks.view(x), blocks.view(y)
+    factor = blocks.coefficient(scale, x.dtype)
+    offset = None if shift is None else blocks.coefficient(shift, x.dtype)
+    for _, rows in blocks.ranges:
+        yb = y2[rows]
+        np.multiply(x2[rows], blocks.block(factor, rows), out=yb)
+        if offset is not None:
+            yb += blocks.block(offset, rows)
+    return y
 
 
 # ---------------------------------------------------------------------------
@@ -502,7 +670,9 @@ class BatchNorm:
                 f"x: expected {self.num_features} channels (axis 1), got shape {x.shape}"
             )
         if self.training or self._mean_average is None or self._var_average is None:
-            y, cache = batchnorm_forward(x, self.gamma, self.beta, eps=self.eps)
+            # the last step's cache is not needed any more: its memory is reused
+            last = self._cache.centered if isinstance(self._cache, BatchNormCache) else None
+            y, cache = _forward(x, self.gamma, self.beta, eps=self.eps, centered=last)
             if self.training and self._mean_average is not None and self._var_average is not None:
                 count = cache.count
                 self._mean_average.update(cache.mean)
@@ -510,8 +680,7 @@ class BatchNorm:
             self._cache = cache
             return y
         scale, shift = self.inference_affine()
-        y = np.multiply(x, _per_channel(scale, x))
-        y += _per_channel(shift, x)
+        y = _affine(np.ascontiguousarray(x), scale, shift)
         inv_std = 1.0 / np.sqrt(self._var_average.value + self.eps)
         self._cache = _EvalCache(
             x=x, scale=scale, mean=self._mean_average.value.copy(), inv_std=inv_std
@@ -534,19 +703,11 @@ class BatchNorm:
         if isinstance(cache, BatchNormCache):
             dx, dgamma, dbeta = batchnorm_backward(dy, cache)
         else:
-            x = cache.x
-            grad = np.asarray(dy)
-            if not np.issubdtype(grad.dtype, np.floating):
-                raise TypeError(f"dy: expected a float array, got dtype {grad.dtype}")
-            if grad.shape != x.shape:
-                raise ValueError(
-                    f"dy: expected the forward output's shape {x.shape}, got {grad.shape}"
-                )
-            grad = grad.astype(x.dtype, copy=False)
-            dx = grad * _per_channel(cache.scale, x)
-            dbeta = grad.sum(axis=_reduce_axes(x))
-            x_hat = (x - _per_channel(cache.mean, x)) * _per_channel(cache.inv_std, x)
-            dgamma = _channel_dot(grad, x_hat)
+            grad = _check_grad(dy, cache.x)
+            dx = _affine(grad, cache.scale, None)
+            centered = cache.x - _per_channel(cache.mean, cache.x)
+            dbeta, dot = _gradient_sums(grad, centered)
+            dgamma = dot * cache.inv_std
         if self.affine:
             self.grad_gamma = dgamma.astype(self.dtype)
             self.grad_beta = dbeta.astype(self.dtype)

@@ -19,7 +19,7 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_tuple
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["ExponentialMovingAverage", "RunningMoments", "check_momentum"]
+__all__ = ["ExponentialMovingAverage", "RunningMoments", "check_momentum", "combine_moments"]
 
 
 def check_momentum(momentum: float | None) -> float | None:
@@ -132,6 +132,59 @@ class ExponentialMovingAverage:
         return f"ExponentialMovingAverage(momentum={self.momentum}, count={self._count})"
 
 
+def combine_moments(
+    counts: ArrayLike, means: ArrayLike, m2s: ArrayLike
+) -> tuple[int, NDArray[np.float64], NDArray[np.float64]]:
+    r"""Return ``(count, mean, M2)`` of the union of ``k`` pieces from their own moments.
+
+    Piece :math:`j` has :math:`n_j` values with mean :math:`\mu_j` and sum of squared
+    deviations :math:`M_{2,j}`. Then (Chan, Golub & LeVeque, 1979)
+
+    .. math::
+
+        n = \sum_j n_j, \qquad \mu = \frac1n \sum_j n_j \mu_j, \qquad
+        M_2 = \sum_j \Big( M_{2,j} + n_j (\mu_j - \mu)^2 \Big),
+
+    exactly, because the deviations inside each piece sum to zero. Every term is
+    non-negative, so nothing cancels: this is how :class:`RunningMoments` merges, and how
+    batch normalization combines the statistics of the blocks of a batch (or of the shards
+    of a batch spread over devices). Accumulates in float64.
+
+    Parameters
+    ----------
+    counts : array_like of int, shape (k,)
+    means, m2s : array_like, shape (k, *features)
+
+    Returns
+    -------
+    count : int
+    mean, m2 : ndarray, shape ``features``, float64
+
+    Examples
+    --------
+    >>> count, mean, m2 = combine_moments([2, 1], [[2.0], [5.0]], [[2.0], [0.0]])
+    >>> count, mean.tolist(), m2.tolist()  # the values 1, 3 and 5
+    (3, [3.0], [8.0])
+    """
+    n = np.asarray(counts)
+    mu, m2 = np.asarray(means), np.asarray(m2s)
+    if n.ndim != 1 or n.size == 0 or n.dtype.kind not in "iu" or n.min() < 0:
+        raise ValueError(f"counts: expected a non-empty 1-d array of counts >= 0, got {n!r}")
+    if mu.shape[:1] != n.shape or m2.shape != mu.shape:
+        raise ValueError(
+            f"means, m2s: expected equal shapes ({n.size}, ...), got {mu.shape} and {m2.shape}"
+        )
+    total = int(n.sum())
+    if total == 0:
+        raise ValueError("counts: expected at least one value in total, got 0")
+    if n.size == 1:  # one piece: nothing to combine
+        return total, mu[0].astype(np.float64), m2[0].astype(np.float64)
+    weights = n.astype(np.float64).reshape((-1,) + (1,) * (mu.ndim - 1))
+    mean = np.add.reduce(weights * mu, axis=0) / total
+    spread = np.add.reduce(weights * np.square(mu - mean), axis=0)
+    return total, mean, np.add.reduce(m2, axis=0, dtype=np.float64) + spread
+
+
 class RunningMoments:
     r"""Streaming per-feature mean and variance, exact in one pass over the batches.
 
@@ -146,9 +199,9 @@ class RunningMoments:
         \mu = \mu_a + \delta\, \frac{n_b}{n}, \quad
         M_2 = M_{2,a} + M_{2,b} + \delta^2\, \frac{n_a n_b}{n},
 
-    which never subtracts two large sums (the unstable :math:`E[x^2] - E[x]^2`). A batch is
-    folded in by computing its own moments with a two-pass formula and merging them; the
-    variance is :math:`M_2 / (n - \text{ddof})`.
+    (:func:`combine_moments` with two pieces), which never subtracts two large sums (the
+    unstable :math:`E[x^2] - E[x]^2`). A batch is folded in by computing its own moments with
+    a two-pass formula and merging them; the variance is :math:`M_2 / (n - \text{ddof})`.
 
     Examples
     --------
@@ -233,11 +286,9 @@ class RunningMoments:
             raise ValueError(
                 f"batch: expected per-feature shape {self._mean.shape}, got {mean.shape}"
             )
-        total = self._count + count
-        delta = mean - self._mean
-        self._mean = self._mean + delta * (count / total)
-        self._m2 = self._m2 + m2 + np.square(delta) * (self._count * count / total)
-        self._count = total
+        self._count, self._mean, self._m2 = combine_moments(
+            [self._count, count], np.stack([self._mean, mean]), np.stack([self._m2, m2])
+        )
 
     def __repr__(self) -> str:
         return f"RunningMoments(count={self._count})"
