@@ -1,0 +1,140 @@
+"""Time one SGD step of the Figure 1 network (784-100-100-100-10, batch 60), numpy vs PyTorch.
+
+Prints the median time of one step with and without BN, float32, and, when PyTorch is
+importable, the same network in PyTorch on the CPU (``nn.Linear``, ``nn.BatchNorm1d``,
+sigmoid, ``cross_entropy``, ``torch.optim.SGD``) with the same thread count, and the ratio
+numpy / torch. Steps run in blocks; numpy and torch blocks alternate so that both see the same
+machine load, and the medians over blocks are reported.
+
+Usage: ``python benchmarks/bench_training.py [--threads N] [--repeats R] [--block B]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import sys
+import time
+from collections.abc import Callable
+
+
+def _parse() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--threads", type=int, default=1, help="BLAS / torch threads (1)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed blocks per variant (15)")
+    parser.add_argument("--block", type=int, default=200, help="steps per timed block (200)")
+    args = parser.parse_args()
+    if args.threads < 1 or args.repeats < 1 or args.block < 1:
+        parser.error("--threads, --repeats and --block must be >= 1")
+    return args
+
+
+ARGS = _parse()
+# The BLAS thread pool is sized when numpy is first imported.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = str(ARGS.threads)
+
+import numpy as np  # noqa: E402
+
+from bnlessons.mlp import SigmoidMLP  # noqa: E402
+from bnlessons.mnist import images_to_features, load_mnist  # noqa: E402
+
+SIZES = (784, 100, 100, 100, 10)
+BATCH = 60
+RATE = 0.5
+INIT_STD = 0.1
+
+
+def numpy_step(batch_norm: bool, x: np.ndarray, y: np.ndarray) -> Callable[[int], None]:
+    net = SigmoidMLP(
+        SIZES,
+        batch_norm=batch_norm,
+        init_std=INIT_STD,
+        rng=np.random.default_rng(0),
+        dtype=np.float32,
+    )
+    batches = len(x)
+
+    def run(steps: int) -> None:
+        for i in range(steps):
+            k = i % batches
+            net.sgd_step(x[k], y[k], learning_rate=RATE)
+
+    return run
+
+
+def torch_step(batch_norm: bool, x: np.ndarray, y: np.ndarray) -> Callable[[int], None] | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(ARGS.threads)
+    torch.manual_seed(0)
+    layers: list[torch.nn.Module] = []
+    for fan_in, fan_out in itertools.pairwise(SIZES[:-1]):
+        layers.append(torch.nn.Linear(fan_in, fan_out, bias=not batch_norm))
+        if batch_norm:
+            layers.append(torch.nn.BatchNorm1d(fan_out))
+        layers.append(torch.nn.Sigmoid())
+    layers.append(torch.nn.Linear(SIZES[-2], SIZES[-1]))
+    net = torch.nn.Sequential(*layers)
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.ndim == 2:
+                p.normal_(0.0, INIT_STD)
+    opt = torch.optim.SGD(net.parameters(), lr=RATE)
+    xs = torch.from_numpy(x)
+    ys = torch.from_numpy(y.astype(np.int64))
+    batches = len(x)
+
+    def run(steps: int) -> None:
+        for i in range(steps):
+            k = i % batches
+            opt.zero_grad(set_to_none=False)
+            loss = torch.nn.functional.cross_entropy(net(xs[k]), ys[k])
+            loss.backward()
+            opt.step()
+
+    return run
+
+
+def main() -> None:
+    data = load_mnist()
+    batches = 20
+    x = images_to_features(data.train_images[: batches * BATCH]).reshape(batches, BATCH, -1)
+    y = data.train_labels[: batches * BATCH].astype(np.intp).reshape(batches, BATCH)
+    variants: dict[str, Callable[[int], None]] = {}
+    for batch_norm in (False, True):
+        tag = "BN" if batch_norm else "no BN"
+        variants[f"numpy {tag}"] = numpy_step(batch_norm, x, y)
+        reference = torch_step(batch_norm, x, y)
+        if reference is not None:
+            variants[f"torch {tag}"] = reference
+    for run in variants.values():
+        run(ARGS.block)  # warm up: allocate buffers, fault pages in
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(ARGS.repeats):
+        for name, run in variants.items():
+            start = time.perf_counter()
+            run(ARGS.block)
+            times[name].append((time.perf_counter() - start) / ARGS.block)
+    median = {name: float(np.median(t)) for name, t in times.items()}
+    print(
+        f"one SGD step, 784-100-100-100-10, batch {BATCH}, float32, {ARGS.threads} thread(s), "
+        f"median of {ARGS.repeats} blocks of {ARGS.block} steps"
+    )
+    for name, seconds in median.items():
+        print(f"  {name:12s} {seconds * 1e6:8.1f} us")
+    for tag in ("no BN", "BN"):
+        if f"torch {tag}" in median:
+            ratio = median[f"numpy {tag}"] / median[f"torch {tag}"]
+            print(f"  ratio numpy/torch, {tag:5s}: {ratio:.2f}x")
+    if not any(name.startswith("torch") for name in median):
+        print("  (PyTorch not importable: no ratio)", file=sys.stderr)
+    per_step = median["numpy BN"] + median["numpy no BN"]
+    print(f"  estimated 2 x 50,000 steps (no eval): {per_step * 50_000:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Figure 1 of Ioffe & Szegedy (2015), drawn from our own training runs.
+
+(a) test accuracy against training steps, with and without BN; (b, c) the 15th, 50th and 85th
+percentiles of the input to one sigmoid of the last hidden layer over the test set, without BN
+(b) and with BN (c), on a shared vertical scale so that the drift can be compared by eye.
+
+Figures are :class:`matplotlib.figure.Figure` objects built without ``pyplot`` (no global
+state); :func:`save_figure` writes them byte-for-byte reproducibly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib as mpl
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from bnlessons.mlp import PERCENTILES, TrainingResult
+
+__all__ = ["FIGURE_FORMATS", "figure1", "save_figure"]
+
+#: File suffixes :func:`save_figure` writes.
+FIGURE_FORMATS = (".png", ".svg", ".pdf")
+
+_WITHOUT_STYLE = {"color": "#1f77b4", "linestyle": "--"}
+_WITH_STYLE = {"color": "#d62728", "linestyle": "-"}
+
+
+def _check_pair(without_bn: TrainingResult, with_bn: TrainingResult) -> None:
+    for name, result, expected in (("without_bn", without_bn, False), ("with_bn", with_bn, True)):
+        if not isinstance(result, TrainingResult):
+            raise TypeError(f"{name} must be a TrainingResult, got {type(result).__name__}")
+        if result.config.batch_norm is not expected:
+            raise ValueError(
+                f"{name} must come from a run with batch_norm={expected}, "
+                f"got batch_norm={result.config.batch_norm}"
+            )
+
+
+def figure1(without_bn: TrainingResult, with_bn: TrainingResult) -> Figure:
+    """Return Figure 1 (a), (b), (c) laid out in a row as in the paper.
+
+    Parameters
+    ----------
+    without_bn, with_bn : TrainingResult
+        Runs of :func:`bnlessons.mlp.train` with ``batch_norm=False`` and ``True``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Three axes: accuracy curves, percentile bands without BN, percentile bands with BN.
+
+    Examples
+    --------
+    >>> from bnlessons.mlp import TrainingConfig, train
+    >>> from bnlessons.mnist import load_mnist
+    >>> data = load_mnist()
+    >>> runs = [train(TrainingConfig(batch_norm=b, steps=20, eval_every=10), data)
+    ...         for b in (False, True)]
+    >>> [ax.get_title() for ax in figure1(*runs).axes]
+    ['(a)', '(b) Without BN', '(c) With BN']
+    """
+    _check_pair(without_bn, with_bn)
+    fig = Figure(figsize=(10.0, 3.0), layout="constrained")
+    ax_a, ax_b, ax_c = fig.subplots(1, 3)
+    ax_c.sharey(ax_b)
+
+    ax_a.plot(without_bn.steps, without_bn.test_accuracy, label="Without BN", **_WITHOUT_STYLE)
+    ax_a.plot(with_bn.steps, with_bn.test_accuracy, label="With BN", **_WITH_STYLE)
+    low = min(float(without_bn.test_accuracy[1:].min(initial=1.0)), 0.9)
+    low = min(low, float(with_bn.test_accuracy[1:].min(initial=1.0)))
+    ax_a.set_ylim(max(0.0, low - 0.02), 1.0)
+    ax_a.set_title("(a)")
+    ax_a.set_ylabel("test accuracy")
+    ax_a.legend(loc="lower right", frameon=False)
+
+    for ax, result, title, style in (
+        (ax_b, without_bn, "(b) Without BN", _WITHOUT_STYLE),
+        (ax_c, with_bn, "(c) With BN", _WITH_STYLE),
+    ):
+        bands = result.sigmoid_input_percentiles
+        for column, q in enumerate(PERCENTILES):
+            ax.plot(
+                result.steps,
+                bands[:, column],
+                color=style["color"],
+                linewidth=1.6 if q == 50.0 else 0.9,
+                label=f"{q:g}th percentile",
+            )
+        ax.set_title(title)
+        ax.set_ylabel("sigmoid input")
+    ax_b.legend(loc="best", frameon=False, fontsize="small")
+
+    for ax in (ax_a, ax_b, ax_c):
+        ax.set_xlabel("training steps")
+        ax.xaxis.set_major_formatter(FuncFormatter(_thousands))
+        ax.grid(True, linewidth=0.4, alpha=0.5)
+    return fig
+
+
+def _thousands(value: float, _position: int | None) -> str:
+    """Tick label as in the paper: 20000 -> '20K'."""
+    return f"{value / 1000:g}K" if value else "0"
+
+
+def save_figure(fig: Figure, path: str | Path, *, dpi: int = 150) -> Path:
+    """Write ``fig`` to ``path`` (PNG, SVG or PDF, from the suffix) with no timestamp in it.
+
+    The files carry no creation date or software version and SVG ids use a fixed salt, so the
+    same figure gives the same bytes on every run.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> fig = Figure()
+    >>> _ = fig.subplots().plot([0, 1], [1, 0])
+    >>> p = save_figure(fig, pathlib.Path(tempfile.mkdtemp()) / "line.png")
+    >>> p.read_bytes()[:4]
+    b'\\x89PNG'
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FIGURE_FORMATS:
+        raise ValueError(f"path must end in one of {FIGURE_FORMATS}, got {str(path)!r}")
+    blank = {
+        ".png": ("Software",),
+        ".svg": ("Date", "Creator"),
+        ".pdf": ("CreationDate", "ModDate", "Creator", "Producer"),
+    }[suffix]
+    metadata: dict[str, str | None] = dict.fromkeys(blank)
+    with mpl.rc_context({"svg.hashsalt": "bnlessons"}):
+        fig.savefig(path, dpi=dpi, metadata=metadata)
+    return path
