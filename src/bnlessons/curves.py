@@ -1,0 +1,138 @@
+r"""Measures on the curves a training run records: time to an accuracy, drift of a distribution.
+
+:func:`bnlessons.mlp.train` records, every few steps, the test accuracy and the 15th, 50th and
+85th percentiles of the input of one sigmoid (Figure 1 of Ioffe & Szegedy, 2015). Two numbers
+summarize what the paper reads off those curves by eye:
+
+* :func:`steps_to_accuracy`: the first recorded step at which the test accuracy reaches a
+  target, e.g. the other network's final accuracy ("trains faster");
+* :func:`percentile_drift`: how far each percentile moves within a window of training, in units
+  of the width of the final distribution ("the distribution is more stable").
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.typing import NDArray
+
+from bnlessons.mlp import PERCENTILES, TrainingResult
+
+__all__ = ["percentile_drift", "steps_to_accuracy"]
+
+
+def _check_result(result: object) -> TrainingResult:
+    if not isinstance(result, TrainingResult):
+        raise TypeError(f"result: expected a TrainingResult, got {type(result).__name__}")
+    return result
+
+
+def steps_to_accuracy(result: TrainingResult, target: float) -> int | None:
+    """Return the first recorded step at which the test accuracy is at least ``target``.
+
+    Only the evaluated steps are looked at (every ``config.eval_every`` steps), so the answer
+    is exact up to that spacing.
+
+    Parameters
+    ----------
+    result : TrainingResult
+        A run of :func:`bnlessons.mlp.train`.
+    target : float
+        Accuracy to reach, in [0, 1].
+
+    Returns
+    -------
+    int or None
+        The step, or None if the run never reaches ``target``.
+
+    Examples
+    --------
+    >>> from bnlessons.mlp import TrainingConfig, train
+    >>> from bnlessons.mnist import load_mnist
+    >>> run = train(TrainingConfig(steps=200, eval_every=100), load_mnist())
+    >>> run.steps.tolist()
+    [0, 100, 200]
+    >>> steps_to_accuracy(run, 0.0), steps_to_accuracy(run, 1.0)
+    (0, None)
+    """
+    result = _check_result(result)
+    if isinstance(target, bool) or not isinstance(target, int | float | np.floating):
+        raise TypeError(f"target: expected a number in [0, 1], got {type(target).__name__}")
+    if not 0.0 <= float(target) <= 1.0:
+        raise ValueError(f"target: expected a number in [0, 1], got {target!r}")
+    reached = np.flatnonzero(result.test_accuracy >= float(target))
+    return int(result.steps[reached[0]]) if reached.size else None
+
+
+def percentile_drift(
+    result: TrainingResult, *, start_step: int = 0, end_step: int | None = None
+) -> NDArray[np.float64]:
+    r"""Return how far each recorded percentile moves in a window, in final-width units.
+
+    With :math:`P_q(t)` the :math:`q`-th percentile of the tracked sigmoid input at the
+    recorded step :math:`t`, :math:`T` the last recorded step and the window
+    :math:`a \le t \le b`,
+
+    .. math::
+
+        D_q(a, b) = \frac{\max_{a \le t \le b} P_q(t) - \min_{a \le t \le b} P_q(t)}
+                         {P_{85}(T) - P_{15}(T)}.
+
+    The numerator is the range the percentile sweeps; the denominator is the width of the
+    central 70% of the final distribution. :math:`D_q = 0` means the percentile never moved,
+    :math:`D_q = 1` that it swept as far as the final band is wide. Changing the tracked input
+    to :math:`c\,u + d` with :math:`c > 0` leaves :math:`D_q` unchanged, so a network whose
+    sigmoid inputs are simply larger does not count as drifting more.
+
+    Parameters
+    ----------
+    result : TrainingResult
+        A run of :func:`bnlessons.mlp.train`.
+    start_step, end_step : int
+        The window :math:`[a, b]` of recorded steps; ``end_step=None`` means the last one.
+
+    Returns
+    -------
+    NDArray[float64], shape (3,)
+        :math:`D_{15}, D_{50}, D_{85}`, in the order of :data:`bnlessons.mlp.PERCENTILES`.
+
+    Raises
+    ------
+    ValueError
+        If the window holds no recorded step, or the final band has zero width.
+
+    Examples
+    --------
+    >>> from bnlessons.mlp import TrainingConfig, train
+    >>> from bnlessons.mnist import load_mnist
+    >>> run = train(TrainingConfig(steps=200, eval_every=100), load_mnist())
+    >>> drift = percentile_drift(run, start_step=100)
+    >>> drift.shape, bool(np.all(drift >= 0))
+    ((3,), True)
+    """
+    result = _check_result(result)
+    for name, value in (("start_step", start_step), ("end_step", end_step)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    steps = result.steps
+    last = int(steps[-1])
+    end = last if end_step is None else end_step
+    if start_step > end:
+        raise ValueError(
+            f"start_step: expected at most end_step={end}, got start_step={start_step}"
+        )
+    window = (steps >= start_step) & (steps <= end)
+    if not window.any():
+        raise ValueError(
+            f"start_step, end_step: the window [{start_step}, {end}] holds no recorded step "
+            f"(recorded: {int(steps[0])} to {last})"
+        )
+    bands = np.asarray(result.sigmoid_input_percentiles, dtype=np.float64)
+    low, high = PERCENTILES.index(15.0), PERCENTILES.index(85.0)
+    width = float(bands[-1, high] - bands[-1, low])
+    if not (width > 0 and math.isfinite(width)):
+        raise ValueError(f"result: the final 15-85 band must have a positive width, got {width}")
+    inside = bands[window]
+    drift: NDArray[np.float64] = (inside.max(axis=0) - inside.min(axis=0)) / width
+    return drift
