@@ -60,9 +60,21 @@ def test_percentile_drift_of_a_band_sliding_at_constant_width() -> None:
     np.testing.assert_allclose(percentile_drift(run, start_step=5, end_step=5), [0.0] * 3)
 
 
+def test_percentile_drift_yardstick_is_the_band_at_the_window_end() -> None:
+    # Median fixed at 0, half-width 1, then 3, then 2: window [0, 5] sweeps 2 at the outer
+    # percentiles and ends with width 6; a run cut at step 5 gives the same number.
+    bands = np.array([[-1.0, 0.0, 1.0], [-3.0, 0.0, 3.0], [-2.0, 0.0, 2.0]])
+    run = make_result([0, 5, 10], [0.0] * 3, bands)
+    cut = make_result([0, 5], [0.0] * 2, bands[:2])
+    expected = [2.0 / 6.0, 0.0, 2.0 / 6.0]
+    np.testing.assert_allclose(percentile_drift(run, end_step=5), expected, rtol=1e-15)
+    np.testing.assert_allclose(percentile_drift(cut), expected, rtol=1e-15)
+    np.testing.assert_allclose(percentile_drift(run), [0.5, 0.0, 0.5], rtol=1e-15)
+
+
 def test_percentile_drift_of_a_widening_band() -> None:
     # Median fixed at 0, band widening from +-1 to +-2: the outer percentiles move by 1, the
-    # median not at all; final width 4.
+    # median not at all; width at the end 4.
     bands = np.array([[-1.0, 0.0, 1.0], [-1.5, 0.0, 1.5], [-2.0, 0.0, 2.0]])
     run = make_result([0, 1, 2], [0.0] * 3, bands)
     np.testing.assert_allclose(percentile_drift(run), [0.25, 0.0, 0.25], rtol=1e-15)

@@ -7,7 +7,8 @@ summarize what the paper reads off those curves by eye:
 * :func:`steps_to_accuracy`: the first recorded step at which the test accuracy reaches a
   target, e.g. the other network's final accuracy ("trains faster");
 * :func:`percentile_drift`: how far each percentile moves within a window of training, in units
-  of the width of the final distribution ("the distribution is more stable").
+  of the width of the distribution at the end of the window ("the distribution is more
+  stable").
 """
 
 from __future__ import annotations
@@ -68,22 +69,24 @@ def steps_to_accuracy(result: TrainingResult, target: float) -> int | None:
 def percentile_drift(
     result: TrainingResult, *, start_step: int = 0, end_step: int | None = None
 ) -> NDArray[np.float64]:
-    r"""Return how far each recorded percentile moves in a window, in final-width units.
+    r"""Return how far each recorded percentile moves in a window, in units of the band's width.
 
     With :math:`P_q(t)` the :math:`q`-th percentile of the tracked sigmoid input at the
-    recorded step :math:`t`, :math:`T` the last recorded step and the window
-    :math:`a \le t \le b`,
+    recorded step :math:`t` and the window :math:`a \le t \le b` (:math:`b` the last recorded
+    step in it),
 
     .. math::
 
         D_q(a, b) = \frac{\max_{a \le t \le b} P_q(t) - \min_{a \le t \le b} P_q(t)}
-                         {P_{85}(T) - P_{15}(T)}.
+                         {P_{85}(b) - P_{15}(b)}.
 
     The numerator is the range the percentile sweeps; the denominator is the width of the
-    central 70% of the final distribution. :math:`D_q = 0` means the percentile never moved,
-    :math:`D_q = 1` that it swept as far as the final band is wide. Changing the tracked input
-    to :math:`c\,u + d` with :math:`c > 0` leaves :math:`D_q` unchanged, so a network whose
-    sigmoid inputs are simply larger does not count as drifting more.
+    central 70% of the distribution at the end of the window (for the default window, the
+    final distribution). :math:`D_q = 0` means the percentile never moved, :math:`D_q = 1`
+    that it swept as far as the band is wide. Because the yardstick is taken at :math:`b`, a
+    run cut at :math:`b` gives the same :math:`D_q(a, b)` as a longer run. Changing the
+    tracked input to :math:`c\,u + d` with :math:`c > 0` leaves :math:`D_q` unchanged, so a
+    network whose sigmoid inputs are simply larger does not count as drifting more.
 
     Parameters
     ----------
@@ -100,7 +103,7 @@ def percentile_drift(
     Raises
     ------
     ValueError
-        If the window holds no recorded step, or the final band has zero width.
+        If the window holds no recorded step, or the band at its end has zero width.
 
     Examples
     --------
@@ -130,9 +133,12 @@ def percentile_drift(
         )
     bands = np.asarray(result.sigmoid_input_percentiles, dtype=np.float64)
     low, high = PERCENTILES.index(15.0), PERCENTILES.index(85.0)
-    width = float(bands[-1, high] - bands[-1, low])
-    if not (width > 0 and math.isfinite(width)):
-        raise ValueError(f"result: the final 15-85 band must have a positive width, got {width}")
     inside = bands[window]
+    width = float(inside[-1, high] - inside[-1, low])
+    if not (width > 0 and math.isfinite(width)):
+        raise ValueError(
+            f"result: the 15-85 band at step {int(steps[window][-1])} must have a positive "
+            f"width, got {width}"
+        )
     drift: NDArray[np.float64] = (inside.max(axis=0) - inside.min(axis=0)) / width
     return drift
