@@ -89,8 +89,7 @@ def figure1(without_bn: TrainingResult, with_bn: TrainingResult) -> Figure:
                 label=f"{q:g}th percentile",
             )
         ax.set_title(title)
-        ax.set_ylabel("sigmoid input")
-    ax_b.legend(loc="best", frameon=False, fontsize="small")
+        ax.set_ylabel("sigmoid input: " + ", ".join(f"{q:g}" for q in PERCENTILES) + "th pct.")
 
     for ax in (ax_a, ax_b, ax_c):
         ax.set_xlabel("training steps")
