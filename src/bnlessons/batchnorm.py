@@ -122,7 +122,9 @@ def _check_grad(dy: ArrayLike, like: FloatArray) -> FloatArray:
         raise TypeError(f"dy: expected a float array, got dtype {grad.dtype}")
     if grad.shape != like.shape:
         raise ValueError(f"dy: expected the forward output's shape {like.shape}, got {grad.shape}")
-    return np.ascontiguousarray(grad, dtype=like.dtype)
+    if grad.dtype != like.dtype or not grad.flags.c_contiguous:
+        grad = np.ascontiguousarray(grad, dtype=like.dtype)
+    return grad
 
 
 def _per_channel(v: NDArray[Any], x: FloatArray) -> FloatArray:
@@ -173,7 +175,7 @@ class _Blocks:
         return _Blocks(shape, length == 1, rows, ranges)
 
     def view(self, a: FloatArray) -> FloatArray:
-        return a.reshape(self.rows, -1)
+        return a if a.ndim == 2 else a.reshape(self.rows, -1)
 
     def coefficient(self, v: NDArray[Any], dtype: np.dtype[Any]) -> FloatArray:
         """Per-channel ``v`` (C,) laid out to multiply the blocks of the 2-D view.
@@ -348,7 +350,9 @@ def _forward(
     centered: FloatArray | None = None,
 ) -> tuple[FloatArray, BatchNormCache]:
     """:func:`batchnorm_forward`, writing ``x - mean`` into a given buffer (a layer's)."""
-    x = np.ascontiguousarray(_check_input(x))
+    x = _check_input(x)
+    if not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x)
     channels = x.shape[1]
     gamma = _check_channel_vector(gamma, "gamma", channels)
     beta = _check_channel_vector(beta, "beta", channels)

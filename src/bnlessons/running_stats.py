@@ -118,15 +118,16 @@ class ExponentialMovingAverage:
 
     def update(self, value: ArrayLike) -> None:
         """Fold ``value`` into the average (in place) and increment :attr:`count`."""
-        new = np.asarray(value)
-        if new.shape != self._value.shape:
-            if self._value.ndim != 0 or self._count != 0:
-                raise ValueError(f"value: expected shape {self._value.shape}, got {new.shape}")
-            self._value = np.full(new.shape, self._value, dtype=self._value.dtype)
+        new = value if isinstance(value, np.ndarray) else np.asarray(value)
+        average = self._value
+        if new.shape != average.shape:
+            if average.ndim != 0 or self._count != 0:
+                raise ValueError(f"value: expected shape {average.shape}, got {new.shape}")
+            average = self._value = np.full(new.shape, average, dtype=average.dtype)
         self._count += 1
         factor = 1.0 / self._count if self.momentum is None else self.momentum
-        self._value *= 1.0 - factor
-        self._value += factor * new
+        average *= 1.0 - factor
+        average += factor * new
 
     def __repr__(self) -> str:
         return f"ExponentialMovingAverage(momentum={self.momentum}, count={self._count})"
