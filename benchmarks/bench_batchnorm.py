@@ -1,6 +1,7 @@
 """Benchmark: BatchNorm forward + backward (training mode), bnlessons against PyTorch on CPU.
 
-Prints, per shape, the median time of one forward + backward of ``bnlessons.BatchNorm``,
+Prints, per shape, the median time of one forward + backward of ``bnlessons.BatchNorm``
+(and, in parentheses, the minimum, which is steadier on a loaded machine),
 the effective bandwidth (5 passes over x's bytes: read x, write y, read dy, read x or x_hat,
 write dx, divided by the time) and, when PyTorch is installed, the ratio to
 ``torch.nn.BatchNorm1d/2d`` forward + backward with one thread (numpy's ufuncs are
@@ -69,8 +70,10 @@ def theirs(shape: tuple[int, ...], x: np.ndarray, dy: np.ndarray) -> Callable[[]
     return step
 
 
-def median_times(steps: list[Callable[[], None]], budget: float, rounds: int) -> list[float]:
-    """Median seconds per call of each step, timed in alternating rounds."""
+def median_times(
+    steps: list[Callable[[], None]], budget: float, rounds: int
+) -> list[tuple[float, float]]:
+    """(median, min) seconds per call of each step, timed in alternating rounds."""
     for step in steps:  # warm up: allocations, caches, lazy initialisation
         step()
         step()
@@ -85,7 +88,7 @@ def median_times(steps: list[Callable[[], None]], budget: float, rounds: int) ->
                 t0 = time.perf_counter()
                 step()
                 samples[i].append(time.perf_counter() - t0)
-    return [statistics.median(s) for s in samples]
+    return [(statistics.median(s), min(s)) for s in samples]
 
 
 def main() -> None:
@@ -98,9 +101,9 @@ def main() -> None:
         torch.set_num_threads(1)
     rng = np.random.default_rng(0)
     print(f"numpy {np.__version__}" + (f", torch {torch.__version__}" if torch else ", no torch"))
-    header = f"{'shape (float32)':>18} {'bnlessons':>11} {'GB/s':>6}"
+    header = f"{'shape (float32)':>18} {'bnlessons':>10} {'GB/s':>6}"
     if torch is not None:
-        header += f" {'torch':>11} {'ratio':>6}"
+        header += f" {'torch':>10} {'ratio':>6}   (min: bnlessons, torch, ratio)"
     print(header)
     for shape in SHAPES:
         x = rng.standard_normal(shape, dtype=np.float32)
@@ -108,11 +111,14 @@ def main() -> None:
         steps = [ours(shape, x, dy)]
         if torch is not None:
             steps.append(theirs(shape, x, dy))
-        times = median_times(steps, budget, rounds=5)
-        gbs = 5 * x.nbytes / times[0] / 1e9
-        line = f"{shape!s:>18} {times[0] * 1e6:9.0f}us {gbs:6.2f}"
-        if torch is not None:
-            line += f" {times[1] * 1e6:9.0f}us {times[0] / times[1]:6.2f}"
+        (ours_med, ours_min), *rest = median_times(steps, budget, rounds=5)
+        gbs = 5 * x.nbytes / ours_med / 1e9
+        line = f"{shape!s:>18} {ours_med * 1e6:8.0f}us {gbs:6.2f}"
+        if rest:
+            torch_med, torch_min = rest[0]
+            line += f" {torch_med * 1e6:8.0f}us {ours_med / torch_med:6.2f}"
+            line += f"   ({ours_min * 1e6:.0f}us, {torch_min * 1e6:.0f}us, "
+            line += f"{ours_min / torch_min:.2f})"
         print(line, flush=True)
 
 
