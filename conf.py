@@ -75,7 +75,9 @@ LIBRARY_DIGEST = bnsite.library_digest(
     ROOT / "src" / "bnlessons", ROOT / ".ci" / "constraints.txt"
 )
 nb_execution_mode = "cache"
-nb_execution_cache_path = str(ROOT / "_build" / ".jupyter_cache" / LIBRARY_DIGEST)
+nb_execution_cache_path = str(
+    bnsite.prune_caches(ROOT / "_build" / ".jupyter_cache", LIBRARY_DIGEST)
+)
 nb_execution_raise_on_error = True  # a cell that raises fails the build ...
 nb_execution_show_tb = True  # ... and the log shows its traceback
 nb_execution_timeout = 600  # seconds per cell

@@ -76,6 +76,24 @@ def library_digest(*paths: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def prune_caches(cache_root: Path, keep: str, *, max_kept: int = 3) -> Path:
+    """Return ``cache_root / keep``, removing all but the ``max_kept`` newest sibling caches.
+
+    Each library digest gets its own jupyter-cache; older ones are kept a while so that going
+    back to a recent library version does not re-execute everything.
+    """
+    current = cache_root / keep
+    if cache_root.is_dir():
+        others = sorted(
+            (p for p in cache_root.iterdir() if p.is_dir() and p != current),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        for stale in others[max_kept - 1 :]:
+            shutil.rmtree(stale, ignore_errors=True)
+    return current
+
+
 # --------------------------------------------------------------------------- MathJax
 
 
