@@ -174,6 +174,11 @@ class _Blocks:
         ranges = tuple((j, slice(i, min(i + step, rows))) for j, i in enumerate(starts))
         return _Blocks(shape, length == 1, rows, ranges)
 
+    @property
+    def whole(self) -> bool:
+        """True for an ``(N, C)`` batch that is a single block."""
+        return self.by_column and len(self.ranges) == 1
+
     def view(self, a: FloatArray) -> FloatArray:
         return a if a.ndim == 2 else a.reshape(self.rows, -1)
 
@@ -231,23 +236,34 @@ class _Blocks:
             np.vecdot(a, b, out=out)  # along the last axis
 
 
+def _check_mean(mean: NDArray[np.float64], dtype: np.dtype[Any]) -> None:
+    """NaN or inf anywhere in a channel makes its mean so: detect it there, at no cost."""
+    if not math.isfinite(mean.sum()):
+        bad = np.flatnonzero(~np.isfinite(mean))[:10].tolist()
+        raise ValueError(
+            f"x: expected finite values, got NaN or inf (or a sum overflowing {dtype})"
+            f" in channel(s) {bad}"
+        )
+
+
 def _center(
     x: FloatArray, centered: FloatArray
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Write ``centered = x - mean``; return the mean and the biased variance (two passes)."""
     blocks = _Blocks.of(x.shape, x.itemsize)
-    x2, d2 = blocks.view(x), blocks.view(centered)
     count = x.size // x.shape[1]
+    if blocks.whole:  # a small (N, C) batch: the formulas on whole arrays
+        mean = np.add.reduce(x, axis=0, dtype=np.float64) / count
+        _check_mean(mean, x.dtype)
+        np.subtract(x, mean.astype(x.dtype), out=centered)
+        var = np.einsum("ij,ij->j", centered, centered).astype(np.float64) / count
+        return mean, var
+    x2, d2 = blocks.view(x), blocks.view(centered)
     sums, squares = blocks.partials(x.dtype), blocks.partials(x.dtype)
     for j, rows in blocks.ranges:  # pass 1: the mean
         blocks.sum(x2[rows], out=blocks.partial(sums, j, rows))
     mean = blocks.total(sums) / count
-    if not math.isfinite(mean.sum()):  # a NaN or inf anywhere makes its channel's mean so
-        bad = np.flatnonzero(~np.isfinite(mean))[:10].tolist()
-        raise ValueError(
-            f"x: expected finite values, got NaN or inf (or a sum overflowing {x.dtype})"
-            f" in channel(s) {bad}"
-        )
+    _check_mean(mean, x.dtype)
     shift = blocks.coefficient(mean, x.dtype)
     for j, rows in blocks.ranges:  # pass 2: the deviations and their squares
         d = d2[rows]
@@ -455,6 +471,9 @@ def _gradient_sums(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Per-channel ``sum(dy)`` and ``sum(dy * centered)``, one pass in blocks."""
     blocks = _Blocks.of(dy.shape, dy.itemsize)
+    if blocks.whole:
+        dot = np.einsum("ij,ij->j", dy, centered).astype(np.float64)
+        return np.add.reduce(dy, axis=0, dtype=np.float64), dot
     dy2, d2 = blocks.view(dy), blocks.view(centered)
     sums, dots = blocks.partials(dy.dtype), blocks.partials(dy.dtype)
     for j, rows in blocks.ranges:
