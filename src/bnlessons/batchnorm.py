@@ -253,7 +253,7 @@ def _center(
     blocks = _Blocks.of(x.shape, x.itemsize)
     count = x.size // x.shape[1]
     if blocks.whole:  # a small (N, C) batch: the formulas on whole arrays
-        mean = np.add.reduce(x, axis=0, dtype=np.float64) / count
+        mean = np.add.reduce(x, axis=0).astype(np.float64) / count  # <= 256 rows
         _check_mean(mean, x.dtype)
         np.subtract(x, mean.astype(x.dtype), out=centered)
         var = np.einsum("ij,ij->j", centered, centered).astype(np.float64) / count
@@ -473,7 +473,7 @@ def _gradient_sums(
     blocks = _Blocks.of(dy.shape, dy.itemsize)
     if blocks.whole:
         dot = np.einsum("ij,ij->j", dy, centered).astype(np.float64)
-        return np.add.reduce(dy, axis=0, dtype=np.float64), dot
+        return np.add.reduce(dy, axis=0).astype(np.float64), dot
     dy2, d2 = blocks.view(dy), blocks.view(centered)
     sums, dots = blocks.partials(dy.dtype), blocks.partials(dy.dtype)
     for j, rows in blocks.ranges:
@@ -485,6 +485,11 @@ def _gradient_sums(
 def _affine(x: FloatArray, scale: NDArray[Any], shift: NDArray[Any] | None) -> FloatArray:
     """Return ``x * scale + shift`` per channel (no shift if None), one pass in blocks."""
     blocks = _Blocks.of(x.shape, x.itemsize)
+    if blocks.whole:
+        y = x * scale.astype(x.dtype)
+        if shift is not None:
+            y += shift.astype(x.dtype)
+        return y
     y = np.empty_like(x)
     x2, y2 = blocks.view(x), blocks.view(y)
     factor = blocks.coefficient(scale, x.dtype)
