@@ -37,7 +37,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from bnlessons.mlp import SigmoidMLP  # noqa: E402
+from bnlessons.mlp import SigmoidMLP, evaluate  # noqa: E402
 from bnlessons.mnist import images_to_features, load_mnist  # noqa: E402
 
 SIZES = (784, 100, 100, 100, 10)
@@ -134,6 +134,24 @@ def main() -> None:
         print("  (PyTorch not importable: no ratio)", file=sys.stderr)
     per_step = median["numpy BN"] + median["numpy no BN"]
     print(f"  estimated 2 x 50,000 steps (no eval): {per_step * 50_000:.1f} s")
+
+    # The cost of one evaluation (test accuracy + percentiles), BN network in eval mode.
+    x_test = images_to_features(data.test_images)
+    y_test = data.test_labels.astype(np.intp)
+    net = SigmoidMLP(
+        SIZES, batch_norm=True, init_std=INIT_STD, rng=np.random.default_rng(0), dtype=np.float32
+    )
+    evaluate(net, x_test, y_test, unit=0)
+    spent = []
+    for _ in range(ARGS.repeats):
+        start = time.perf_counter()
+        evaluate(net, x_test, y_test, unit=0)
+        spent.append(time.perf_counter() - start)
+    once = float(np.median(spent))
+    print(
+        f"  one evaluation on {len(y_test)} test digits (BN net): {once * 1e3:.1f} ms, "
+        f"i.e. {once / 500 / median['numpy BN']:.1%} of the step time when done every 500 steps"
+    )
 
 
 if __name__ == "__main__":
