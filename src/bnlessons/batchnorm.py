@@ -140,7 +140,8 @@ def _per_channel(v: NDArray[Any], x: FloatArray) -> FloatArray:
 # arithmetic, are the cost. So the passes walk the batch in blocks of rows that fit in the
 # CPU cache and do all the steps of a formula on one block before moving on. Sums over the
 # batch are taken per block (in the input's dtype) and the blocks' sums added in float64,
-# which also keeps float32 sums accurate. The arithmetic is the one in the docstrings.
+# which also keeps float32 sums accurate. The arithmetic is the one in the docstrings. A
+# small (N, C) batch, one block, takes the plain whole-array formulas (`_Blocks.whole`).
 
 _BLOCK_BYTES = 1 << 18  # 256 KiB: the few blocks a pass touches stay in the CPU caches
 _BLOCK_ROWS = 256  # at most, so that float32 column sums add few rounding errors
