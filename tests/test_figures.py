@@ -69,8 +69,8 @@ def test_layout_and_data(runs: tuple[TrainingResult, TrainingResult]) -> None:
 def test_saved_files_are_reproducible(
     runs: tuple[TrainingResult, TrainingResult], tmp_path: Path, suffix: str
 ) -> None:
-    first = save_figure(figure1(*runs), tmp_path / f"a{suffix}").read_bytes()
-    second = save_figure(figure1(*runs), tmp_path / f"b{suffix}").read_bytes()
+    first = save_figure(figure1(*runs), tmp_path / f"a{suffix}", dpi=60).read_bytes()
+    second = save_figure(figure1(*runs), tmp_path / f"b{suffix}", dpi=60).read_bytes()
     assert first == second
     assert len(first) > 1000
 
@@ -78,7 +78,7 @@ def test_saved_files_are_reproducible(
 def test_png_carries_no_software_version(
     runs: tuple[TrainingResult, TrainingResult], tmp_path: Path
 ) -> None:
-    blob = save_figure(figure1(*runs), tmp_path / "f.png").read_bytes()
+    blob = save_figure(figure1(*runs), tmp_path / "f.png", dpi=60).read_bytes()
     assert blob[:8] == b"\x89PNG\r\n\x1a\n"
     assert b"Matplotlib" not in blob and b"matplotlib" not in blob
 
