@@ -62,6 +62,7 @@ extensions = [
 # Any warning fails the build (``make html`` passes -W --keep-going -n); nitpicky mode makes
 # every unresolved cross-reference a warning too.
 nitpicky = True
+numfig = True  # {numref} to figures and equations in the lessons
 
 # -- MyST and notebook execution -----------------------------------------------------------
 

@@ -265,7 +265,16 @@ ALIASES: dict[str, tuple[str, str, str]] = {
     "Axes": ("py", "class", "matplotlib.axes.Axes"),
     "function": ("py", "data", "types.FunctionType"),
     "scalar": ("py", "class", "float"),
+    "lists": ("py", "class", "list"),
+    "tuples": ("py", "class", "tuple"),
+    "ints": ("py", "class", "int"),
+    "floats": ("py", "class", "float"),
+    "arrays": ("py", "class", "numpy.ndarray"),
+    "ndarrays": ("py", "class", "numpy.ndarray"),
 }
+#: Our own package: a bare class name in a docstring type (``MnistData``) may live in another
+#: of its modules than the one being documented.
+LOCAL_PACKAGE = "bnlessons"
 _GENERIC = re.compile(r"^(?P<head>[A-Za-z_][\w.]*)\[.*\]$")
 _NAME = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
 _PREFIXES = {
@@ -349,6 +358,30 @@ def _field_of_documented_class(
     return None
 
 
+def _local_object(
+    app: Sphinx,
+    env: BuildEnvironment,
+    node: pending_xref,
+    contnode: nodes.TextElement,
+    target: str,
+) -> nodes.reference | None:
+    """Link a bare name to the one object of that name documented in ``LOCAL_PACKAGE``."""
+    if "." in target:
+        return None
+    objects = env.get_domain("py").objects  # type: ignore[attr-defined]
+    matches = [
+        (name, entry)
+        for name, entry in objects.items()
+        if name.startswith(LOCAL_PACKAGE + ".")
+        and name.endswith("." + target)
+        and not getattr(entry, "aliased", False)
+    ]
+    if len(matches) != 1:
+        return None
+    name, entry = matches[0]
+    return make_refnode(app.builder, node["refdoc"], entry.docname, entry.node_id, contnode, name)
+
+
 def _import_object(dotted: str) -> Any:
     import importlib
 
@@ -375,6 +408,9 @@ def _resolve_alias(
     field = _field_of_documented_class(app, env, node, contnode, target)
     if field is not None:
         return field
+    local = _local_object(app, env, node, contnode, target)
+    if local is not None:
+        return local
     saved = {key: node.get(key) for key in ("refdomain", "reftype", "reftarget")}
     try:
         for domain, role, candidate in _candidates(target):
