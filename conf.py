@@ -91,6 +91,10 @@ nb_ipywidgets_js: dict[str, dict[str, str]] = {}  # no widget JavaScript from a 
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True}
 autodoc_preserve_defaults = True
+# Types come from sphinx-autodoc-typehints (parameters, returns) and the local extension
+# (properties), both through bnsite.format_typehint; Sphinx's own rendering would expand
+# NDArray[float64] into ndarray[tuple[Any, ...], dtype[float64]].
+autodoc_typehints = "none"
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
 napoleon_preprocess_types = True

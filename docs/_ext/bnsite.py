@@ -243,6 +243,73 @@ def _split_multi_name_fields(
     lines[:] = out
 
 
+_CODE_OR_ROLE = re.compile(r"(:[\w:.+-]+:)?`[^`]*`+")
+_PROSE_COLON: dict[str, tuple[str, str]] = {}
+
+
+def _note_prose_colon(
+    app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    """Before napoleon: remember attribute docstrings whose first line is prose with a colon.
+
+    Napoleon reads the first line of an attribute or property docstring as ``type: text``;
+    for ``Weight of the new batch (None: cumulative).`` it would make ``Weight of the new
+    batch (None`` the type. The type comes from the annotation anyway.
+    """
+    if what not in {"attribute", "property", "data"}:
+        return
+    first = next((line for line in lines if line.strip()), "")
+    masked = _CODE_OR_ROLE.sub(lambda m: "x" * len(m.group(0)), first)
+    cut = masked.find(":")
+    if cut <= 0 or masked[cut - 1 : cut + 2].count(":") > 1:
+        return
+    if len(first[:cut].split()) > 3:
+        _PROSE_COLON[name] = (first, first[cut + 1 :].strip())
+
+
+def _restore_prose_colon(
+    app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    """After napoleon: drop the spurious ``:type:`` and put the first line back."""
+    if name not in _PROSE_COLON:
+        return
+    original, rest = _PROSE_COLON.pop(name)
+    for i, line in enumerate(lines):
+        if line.startswith(":type: "):
+            del lines[i]
+            if i > 0 and not lines[i - 1].strip():
+                del lines[i - 1]
+            break
+    for i, line in enumerate(lines):
+        if line.strip() == rest:
+            lines[i] = original
+            break
+
+
+def _property_type(
+    app: Sphinx, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    """Add a property's return annotation as a ``:type:`` field, formatted like the rest.
+
+    ``conf.py`` sets ``autodoc_typehints = "none"``, because Sphinx's own rendering spells
+    ``NDArray[float64]`` as the expanded ``ndarray[tuple[Any, ...], dtype[float64]]``.
+    """
+    if what != "property" or any(line.startswith(":type:") for line in lines):
+        return
+    getter = getattr(obj, "fget", None)
+    if getter is None:
+        return
+    try:
+        annotation = typing.get_type_hints(getter).get("return")
+    except Exception:  # an annotation that cannot be evaluated: leave the docstring alone
+        return
+    if annotation is None:
+        return
+    from sphinx_autodoc_typehints import format_annotation
+
+    lines.extend(["", f":type: {format_annotation(annotation, app.config)}"])
+
+
 # --------------------------------------------------------------------------- type names
 
 #: Spellings used in numpy-style docstrings, mapped to (domain, role, target).
@@ -526,6 +593,9 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("html-page-context", _offer_notebook, priority=450)
     app.connect("missing-reference", _resolve_alias, priority=600)
     app.connect("autodoc-process-docstring", _split_multi_name_fields, priority=600)
+    app.connect("autodoc-process-docstring", _note_prose_colon, priority=400)
+    app.connect("autodoc-process-docstring", _restore_prose_colon, priority=600)
+    app.connect("autodoc-process-docstring", _property_type, priority=650)
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}
 
 
