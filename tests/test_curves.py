@@ -35,6 +35,8 @@ def test_steps_to_accuracy_first_crossing() -> None:
     assert steps_to_accuracy(run, 0.91) == 40
     assert steps_to_accuracy(run, 0.1) == 0
     assert steps_to_accuracy(run, 0.96) is None
+    assert steps_to_accuracy(run, 0.91, end_step=30) is None  # as a run cut at step 30
+    assert steps_to_accuracy(run, 0.9, end_step=20) == 20
 
 
 def test_steps_to_accuracy_bad_arguments() -> None:
@@ -43,6 +45,8 @@ def test_steps_to_accuracy_bad_arguments() -> None:
         steps_to_accuracy(run, 1.5)
     with pytest.raises(TypeError, match="target"):
         steps_to_accuracy(run, "0.5")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="end_step"):
+        steps_to_accuracy(run, 0.5, end_step=2.0)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="result"):
         steps_to_accuracy(np.zeros(3), 0.5)  # type: ignore[arg-type]
 

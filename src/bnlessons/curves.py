@@ -29,11 +29,14 @@ def _check_result(result: object) -> TrainingResult:
     return result
 
 
-def steps_to_accuracy(result: TrainingResult, target: float) -> int | None:
+def steps_to_accuracy(
+    result: TrainingResult, target: float, *, end_step: int | None = None
+) -> int | None:
     """Return the first recorded step at which the test accuracy is at least ``target``.
 
     Only the evaluated steps are looked at (every ``config.eval_every`` steps), so the answer
-    is exact up to that spacing.
+    is exact up to that spacing. With ``end_step``, only steps up to it count, so the first
+    ``end_step`` steps of a long run answer as a run of ``end_step`` steps would.
 
     Parameters
     ----------
@@ -41,6 +44,8 @@ def steps_to_accuracy(result: TrainingResult, target: float) -> int | None:
         A run of :func:`bnlessons.mlp.train`.
     target : float
         Accuracy to reach, in [0, 1].
+    end_step : int or None
+        Last step to look at; None means the whole run.
 
     Returns
     -------
@@ -56,13 +61,19 @@ def steps_to_accuracy(result: TrainingResult, target: float) -> int | None:
     [0, 100, 200]
     >>> steps_to_accuracy(run, 0.0), steps_to_accuracy(run, 1.0)
     (0, None)
+    >>> steps_to_accuracy(run, float(run.test_accuracy[2]), end_step=100) is None
+    True
     """
     result = _check_result(result)
     if isinstance(target, bool) or not isinstance(target, int | float | np.floating):
         raise TypeError(f"target: expected a number in [0, 1], got {type(target).__name__}")
     if not 0.0 <= float(target) <= 1.0:
         raise ValueError(f"target: expected a number in [0, 1], got {target!r}")
+    if end_step is not None and (isinstance(end_step, bool) or not isinstance(end_step, int)):
+        raise TypeError(f"end_step: expected an int or None, got {type(end_step).__name__}")
     reached = np.flatnonzero(result.test_accuracy >= float(target))
+    if end_step is not None:
+        reached = reached[result.steps[reached] <= end_step]
     return int(result.steps[reached[0]]) if reached.size else None
 
 
