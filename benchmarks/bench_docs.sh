@@ -19,13 +19,20 @@ lessons=$(find lessons -maxdepth 1 -name '*.md' | wc -l)
 echo "bench-docs: $lessons lessons, $(nproc) cores"
 
 rm -rf "$BUILD/html" "$BUILD/jupyter_execute" "$BUILD/.jupyter_cache" "$BUILD/doctrees"
+# Time both builds even when one fails (-W: a warning fails it), then exit with its status.
 t0=$(now)
-"$BIN/sphinx-build" "${OPTS[@]}" . "$BUILD/html"
+cold_rc=0
+"$BIN/sphinx-build" "${OPTS[@]}" . "$BUILD/html" || cold_rc=$?
 t1=$(now)
-"$BIN/sphinx-build" "${OPTS[@]}" . "$BUILD/html"
+warm_rc=0
+"$BIN/sphinx-build" "${OPTS[@]}" . "$BUILD/html" || warm_rc=$?
 t2=$(now)
 
 cold=$(elapsed "$t0" "$t1")
 warm=$(elapsed "$t1" "$t2")
 echo "cold build (empty cache, all lessons executed): ${cold} s   (goal <= 180 s)"
 echo "warm rebuild (nothing changed):                 ${warm} s   (goal <= 10 s)"
+if [ "$cold_rc" != 0 ] || [ "$warm_rc" != 0 ]; then
+  echo "bench-docs: a build failed (cold exit $cold_rc, warm exit $warm_rc); see the log above" >&2
+  exit 1
+fi
