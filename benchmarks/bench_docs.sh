@@ -16,7 +16,7 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
 lessons=$(find lessons -maxdepth 1 -name '*.md' | wc -l)
-echo "bench-docs: $lessons lessons, $(nproc) cores"
+echo "bench-docs: $lessons lessons, $(getconf _NPROCESSORS_ONLN) cores"
 
 rm -rf "$BUILD/html" "$BUILD/jupyter_execute" "$BUILD/.jupyter_cache" "$BUILD/doctrees"
 # Time both builds even when one fails (-W: a warning fails it), then exit with its status.
