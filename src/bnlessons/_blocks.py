@@ -1,0 +1,117 @@
+"""Cache-blocked passes over a batch, the speed-up behind :mod:`bnlessons.batchnorm`.
+
+Each formula takes a few numpy steps (subtract, multiply, add). Done on whole arrays,
+every step is one trip through main memory, and on a large batch those trips, not the
+arithmetic, are the cost. So the passes walk the batch in blocks of rows that fit in the
+CPU cache and do all the steps of a formula on one block before moving on. Sums over the
+batch are taken per block (in the input's dtype) and the blocks' sums added in float64,
+which also keeps float32 sums accurate. The arithmetic is the one in the docstrings of
+:mod:`bnlessons.batchnorm`. A small (N, C) batch, one block, takes the plain whole-array
+formulas (``Blocks.whole``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+FloatArray = NDArray[np.floating[Any]]
+
+
+_BLOCK_BYTES = 1 << 18  # 256 KiB: the few blocks a pass touches stay in the CPU caches
+_BLOCK_ROWS = 256  # at most, so that float32 column sums add few rounding errors
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """A batch seen as a 2-D array whose rows are visited in cache-sized blocks.
+
+    * ``(N, C)``: the array itself. The channels are the columns; each block of rows gives
+      one partial sum per channel, so the partial sums have shape ``(blocks, C)``.
+    * ``(N, C, *spatial)``: the ``(N*C, S)`` view, whose row ``n*C + c`` is the map of
+      channel ``c`` in sample ``n``. Each row gives one partial sum: ``(N, C)`` of them.
+    """
+
+    shape: tuple[int, ...]
+    by_column: bool  # True: the channels are the columns of the 2-D view
+    rows: int
+    ranges: tuple[tuple[int, slice], ...]  # (block number, its rows) for every block
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def of(shape: tuple[int, ...], itemsize: int) -> Blocks:
+        n, channels, length = shape[0], shape[1], math.prod(shape[2:])
+        elements = _BLOCK_BYTES // itemsize
+        if length == 1:
+            rows, step = n, min(_BLOCK_ROWS, max(1, elements // channels))
+        else:
+            rows, step = n * channels, max(1, elements // length)
+        starts = range(0, rows, step)
+        ranges = tuple((j, slice(i, min(i + step, rows))) for j, i in enumerate(starts))
+        return Blocks(shape, length == 1, rows, ranges)
+
+    @property
+    def whole(self) -> bool:
+        """True for an ``(N, C)`` batch that is a single block."""
+        return self.by_column and len(self.ranges) == 1
+
+    def view(self, a: FloatArray) -> FloatArray:
+        return a if a.ndim == 2 else a.reshape(self.rows, -1)
+
+    def coefficient(self, v: NDArray[Any], dtype: np.dtype[Any]) -> FloatArray:
+        """Per-channel ``v`` (C,) laid out to multiply the blocks of the 2-D view.
+
+        For ``(N, C)`` in several blocks it is repeated down the rows of a block: numpy is
+        fastest, and steadiest, when both operands have the same shape. For ``(N*C, S)`` it
+        is a column, one value per row.
+        """
+        v = v.astype(dtype, copy=False)
+        if not self.by_column:
+            return np.broadcast_to(v, self.shape[:2]).reshape(-1, 1)
+        if len(self.ranges) == 1:
+            return v
+        tile = np.empty_like(v, shape=(self.ranges[0][1].stop, v.size))
+        tile[...] = v
+        return tile
+
+    def block(self, coefficient: FloatArray, rows: slice) -> FloatArray:
+        """The part of a :meth:`coefficient` that multiplies the block ``rows``."""
+        if not self.by_column:
+            return coefficient[rows]
+        return coefficient if coefficient.ndim == 1 else coefficient[: rows.stop - rows.start]
+
+    def partials(self, dtype: np.dtype[Any]) -> FloatArray:
+        """An empty array for the partial sums."""
+        if self.by_column:
+            return np.empty((len(self.ranges), self.shape[1]), dtype)
+        return np.empty(self.rows, dtype)
+
+    def partial(self, partials: FloatArray, j: int, rows: slice) -> FloatArray:
+        """The part of ``partials`` that block ``j`` writes."""
+        return partials[j] if self.by_column else partials[rows]
+
+    def total(self, partials: FloatArray) -> NDArray[np.float64]:
+        """Per-channel totals of the partial sums, added in float64."""
+        total: NDArray[np.float64]
+        if self.by_column and len(partials) == 1:  # one block: nothing to add
+            total = partials[0].astype(np.float64)
+        else:
+            per_piece = partials if self.by_column else partials.reshape(self.shape[:2])
+            total = np.add.reduce(per_piece, axis=0, dtype=np.float64)
+        return total
+
+    def sum(self, a: FloatArray, out: FloatArray) -> None:
+        """Per-channel sums of a block ``a``, into ``out``."""
+        np.add.reduce(a, axis=0 if self.by_column else 1, out=out)
+
+    def dot(self, a: FloatArray, b: FloatArray, out: FloatArray) -> None:
+        """Per-channel sums of ``a * b`` of a block, into ``out``, without a temporary."""
+        if self.by_column:
+            np.einsum("ij,ij->j", a, b, out=out)
+        else:
+            np.vecdot(a, b, out=out)  # along the last axis
