@@ -16,6 +16,7 @@ from bnlessons.mlp import (
     evaluate,
     softmax_cross_entropy,
     train,
+    train_many,
 )
 from bnlessons.mnist import MnistData, load_mnist
 
@@ -281,3 +282,29 @@ def test_train_rejects_batch_larger_than_data(small_data: MnistData) -> None:
     )
     with pytest.raises(ValueError, match="batch_size=60"):
         train(TrainingConfig(steps=1), tiny)
+
+
+def test_train_many_equals_the_serial_loop_bit_for_bit() -> None:
+    data = load_mnist()
+    configs = [
+        TrainingConfig(batch_norm=b, steps=30, eval_every=10, init_std=s, seed=k)
+        for k, (b, s) in enumerate([(False, 0.1), (True, 1.0), (True, 0.1)])
+    ]
+    serial = [train(c, data) for c in configs]
+    parallel = train_many(configs, data, processes=2)
+    for one, other in zip(serial, parallel, strict=True):
+        assert one.config == other.config
+        np.testing.assert_array_equal(one.test_accuracy, other.test_accuracy)
+        np.testing.assert_array_equal(
+            one.sigmoid_input_percentiles, other.sigmoid_input_percentiles
+        )
+        for w, v in zip(one.network.weights, other.network.weights, strict=True):
+            np.testing.assert_array_equal(w, v)
+
+
+def test_train_many_bad_arguments() -> None:
+    data = load_mnist()
+    with pytest.raises(ValueError, match="processes"):
+        train_many([TrainingConfig(steps=1)], data, processes=0)
+    with pytest.raises(TypeError, match="configs"):
+        train_many([None], data)  # type: ignore[list-item]

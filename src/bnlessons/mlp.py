@@ -23,8 +23,11 @@ input ``u_L[:, unit]`` of one sigmoid of the last hidden layer.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +44,7 @@ __all__ = [
     "evaluate",
     "softmax_cross_entropy",
     "train",
+    "train_many",
 ]
 
 Float = np.float32 | np.float64
@@ -545,3 +549,60 @@ def train(
         network=net,
         seconds=seconds,
     )
+
+
+def train_many(
+    configs: Sequence[TrainingConfig], data: MnistData, *, processes: int | None = None
+) -> list[TrainingResult]:
+    """Return ``[train(c, data) for c in configs]``, computed by parallel worker processes.
+
+    A run is a function of its config alone, so the results equal those of the serial loop
+    bit for bit (run the workers with the same BLAS thread count, e.g.
+    ``OPENBLAS_NUM_THREADS=1``, which they inherit). The longest runs (most steps, BN first)
+    are started first, so that the workers finish at about the same time. Workers are started
+    with ``spawn``, which is safe in a Jupyter kernel.
+
+    Parameters
+    ----------
+    configs : sequence of TrainingConfig
+    data : MnistData
+    processes : int or None
+        Number of worker processes; None means ``min(len(configs), os.cpu_count())``, and 1
+        trains in this process.
+
+    Returns
+    -------
+    list of TrainingResult
+        In the order of ``configs``.
+
+    Examples
+    --------
+    >>> from bnlessons.mnist import load_mnist
+    >>> data = load_mnist()
+    >>> configs = [TrainingConfig(batch_norm=b, steps=20, eval_every=10) for b in (False, True)]
+    >>> runs = train_many(configs, data, processes=1)
+    >>> [r.config.batch_norm for r in runs], runs[1].steps.tolist()
+    ([False, True], [0, 10, 20])
+    """
+    configs = list(configs)
+    for i, config in enumerate(configs):
+        if not isinstance(config, TrainingConfig):
+            raise TypeError(
+                f"configs[{i}]: expected a TrainingConfig, got {type(config).__name__}"
+            )
+    if processes is None:
+        processes = max(1, min(len(configs), os.cpu_count() or 1))
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise ValueError(f"processes: expected an int >= 1 or None, got {processes!r}")
+    if processes == 1 or len(configs) <= 1:
+        return [train(config, data) for config in configs]
+    order = sorted(
+        range(len(configs)),
+        key=lambda i: -configs[i].steps * (3 if configs[i].batch_norm else 2),
+    )
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+        futures: dict[int, Future[TrainingResult]] = {
+            i: pool.submit(train, configs[i], data) for i in order
+        }
+        return [futures[i].result() for i in range(len(configs))]
