@@ -7,15 +7,15 @@ licence). ``load_mnist(data_dir)`` reads the four standard IDX files instead (th
 
 The IDX format is a big-endian header followed by the raw array:
 
-=========  ==========================================================
-bytes      meaning
-=========  ==========================================================
-0-1        zero
-2          element type, ``0x08`` for unsigned bytes (the only one used)
-3          number of dimensions ``d``
-4 ... 4d+3 the ``d`` sizes, each a big-endian 32-bit integer
-then       ``prod(sizes)`` bytes of data, last index fastest
-=========  ==========================================================
+===========  ==========================================================
+bytes        meaning
+===========  ==========================================================
+0-1          zero
+2            element type, ``0x08`` for unsigned bytes (the only one used)
+3            number of dimensions ``d``
+4 ... 4d+3   the ``d`` sizes, each a big-endian 32-bit integer
+then         ``prod(sizes)`` bytes of data, last index fastest
+===========  ==========================================================
 
 so image files start with the magic number ``0x00000803`` and label files with ``0x00000801``.
 """
