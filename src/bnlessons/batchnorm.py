@@ -138,7 +138,7 @@ def _per_channel(v: NDArray[Any], x: FloatArray) -> FloatArray:
 
 def _check_mean(mean: NDArray[np.float64], dtype: np.dtype[Any]) -> None:
     """NaN or inf anywhere in a channel makes its mean so: detect it there, at no cost."""
-    if not math.isfinite(mean.sum()):
+    if not math.isfinite(np.add.reduce(mean)):
         bad = np.flatnonzero(~np.isfinite(mean))[:10].tolist()
         raise ValueError(
             f"x: expected finite values, got NaN or inf (or a sum overflowing {dtype})"
@@ -282,7 +282,7 @@ def _forward(
     if centered is None or centered.shape != x.shape or centered.dtype != x.dtype:
         centered = np.empty_like(x)
     mean, var = _center(x, centered)
-    if not math.isfinite(var.sum()):  # overflow: |x| near the largest float of its dtype
+    if not math.isfinite(np.add.reduce(var)):  # overflow: |x| near the largest float of its dtype
         raise ValueError(f"x: expected values whose variance is finite, got {var.max()}")
     inv_std = 1.0 / np.sqrt(var + eps)
     scale = inv_std if gamma is None else gamma * inv_std
@@ -354,6 +354,12 @@ def batchnorm_backward(
     along_centered = blocks.coefficient(dgamma * cache.inv_std / count, dtype)
     along_one = blocks.coefficient(dbeta / count, dtype)
     factor = blocks.coefficient(scale, dtype)
+    if blocks.whole:  # a small (N, C) batch: the formula on whole arrays
+        dx = centered * along_centered
+        dx += along_one
+        np.subtract(grad, dx, out=dx)
+        dx *= factor
+        return dx, dgamma.astype(dtype), dbeta.astype(dtype)
     dy2, d2 = blocks.view(grad), blocks.view(centered)
     dx = np.empty_like(centered)
     dx2 = blocks.view(dx)
@@ -385,10 +391,10 @@ def _gradient_sums(
 def _affine(x: FloatArray, scale: NDArray[Any], shift: NDArray[Any] | None) -> FloatArray:
     """Return ``x * scale + shift`` per channel (no shift if None), one pass in blocks."""
     blocks = Blocks.of(x.shape, x.itemsize)
-    if blocks.whole:
-        y = x * scale.astype(x.dtype)
+    if blocks.whole:  # (copy=False: no copy of a vector already in x's dtype)
+        y = x * scale.astype(x.dtype, copy=False)
         if shift is not None:
-            y += shift.astype(x.dtype)
+            y += shift.astype(x.dtype, copy=False)
         return y
     y = np.empty_like(x)
     x2, y2 = blocks.view(x), blocks.view(y)
@@ -609,7 +615,7 @@ class BatchNorm:
             if self.training and self._mean_average is not None and self._var_average is not None:
                 count = cache.count
                 self._mean_average.update(cache.mean)
-                self._var_average.update(cache.var * (count / (count - 1)))
+                self._var_average.update(cache.var * (count / (count - 1)))  # unbiased
             self._cache = cache
             return y
         scale, shift = self.inference_affine()
@@ -641,9 +647,9 @@ class BatchNorm:
             centered = cache.x - _per_channel(cache.mean, cache.x)
             dbeta, dot = _gradient_sums(grad, centered)
             dgamma = dot * cache.inv_std
-        if self.affine:
-            self.grad_gamma = dgamma.astype(self.dtype)
-            self.grad_beta = dbeta.astype(self.dtype)
+        if self.affine:  # dgamma, dbeta are new arrays: no copy needed if the dtype matches
+            self.grad_gamma = dgamma.astype(self.dtype, copy=False)
+            self.grad_beta = dbeta.astype(self.dtype, copy=False)
         return dx
 
     def __repr__(self) -> str:

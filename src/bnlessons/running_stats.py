@@ -124,6 +124,8 @@ class ExponentialMovingAverage:
             if average.ndim != 0 or self._count != 0:
                 raise ValueError(f"value: expected shape {average.shape}, got {new.shape}")
             average = self._value = np.full(new.shape, average, dtype=average.dtype)
+        if new.dtype.kind == "f" and new.dtype != average.dtype:
+            new = new.astype(average.dtype)  # the update in the average's dtype: mixed is slower
         self._count += 1
         factor = 1.0 / self._count if self.momentum is None else self.momentum
         average *= 1.0 - factor
