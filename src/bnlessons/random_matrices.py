@@ -33,7 +33,7 @@ network). Every sampler takes ``rng``: a ``numpy.random.Generator``, an integer 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Literal
@@ -745,9 +745,20 @@ def sample_chain_output_norms_full(
     return out
 
 
-def _sample_matrix_stacks(
-    m: int, n: int, n_samples: int, sigma: float, rng: RngLike, batch_size: int | None
-) -> tuple[np.random.Generator, int, int, int, float, int]:
+def _sample_matrix_norms(
+    m: int,
+    n: int,
+    n_samples: int,
+    sigma: float,
+    rng: RngLike,
+    batch_size: int | None,
+    norm_of_stack: Callable[[FloatArray], FloatArray],
+) -> FloatArray:
+    """Draw ``n_samples`` standard-normal ``m x n`` matrices in stacks of ``batch_size``.
+
+    ``norm_of_stack`` maps a ``(b, m, n)`` stack to its ``b`` norms; the result is scaled by
+    ``sigma`` (every norm is homogeneous of degree one).
+    """
     m = _check_int(m, "m")
     n = _check_int(n, "n")
     ns = _check_int(n_samples, "n_samples")
@@ -756,7 +767,28 @@ def _sample_matrix_stacks(
         bs = max(1, _MAX_BATCH_ENTRIES // (m * n))
     else:
         bs = _check_int(batch_size, "batch_size")
-    return _rng(rng), m, n, ns, s, bs
+    g = _rng(rng)
+    out = np.empty(ns)
+    for start in range(0, ns, bs):
+        b = min(bs, ns - start)
+        out[start : start + b] = norm_of_stack(g.standard_normal((b, m, n)))
+    out *= s
+    return out
+
+
+def _frobenius_of_stack(w: FloatArray) -> FloatArray:
+    flat = w.reshape(len(w), -1)
+    norms: FloatArray = np.sqrt(np.einsum("ij,ij->i", flat, flat))
+    return norms
+
+
+def _spectral_of_stack(w: FloatArray) -> FloatArray:
+    m, n = w.shape[1:]
+    wt = np.swapaxes(w, 1, 2)
+    gram = wt @ w if n <= m else w @ wt  # the smaller of W^T W and W W^T
+    lam_max = np.linalg.eigvalsh(gram)[:, -1]  # ascending order
+    norms: FloatArray = np.sqrt(np.maximum(lam_max, 0.0))
+    return norms
 
 
 def sample_frobenius_norms(
@@ -805,14 +837,7 @@ def sample_frobenius_norms(
     >>> bool(abs(s.mean() - expected_frobenius_norm(100, 10)) < 0.1)
     True
     """
-    g, m, n, ns, s, bs = _sample_matrix_stacks(m, n, n_samples, sigma, rng, batch_size)
-    out = np.empty(ns)
-    for start in range(0, ns, bs):
-        b = min(bs, ns - start)
-        w = g.standard_normal((b, m * n))
-        out[start : start + b] = np.sqrt(np.einsum("ij,ij->i", w, w))
-    out *= s
-    return out
+    return _sample_matrix_norms(m, n, n_samples, sigma, rng, batch_size, _frobenius_of_stack)
 
 
 def sample_spectral_norms(
@@ -866,17 +891,7 @@ def sample_spectral_norms(
     >>> bool(s.mean() < spectral_norm_bound(30, 30))
     True
     """
-    g, m, n, ns, s, bs = _sample_matrix_stacks(m, n, n_samples, sigma, rng, batch_size)
-    out = np.empty(ns)
-    for start in range(0, ns, bs):
-        b = min(bs, ns - start)
-        w = g.standard_normal((b, m, n))
-        wt = np.swapaxes(w, 1, 2)
-        gram = wt @ w if n <= m else w @ wt  # the smaller of W^T W and W W^T
-        lam_max = np.linalg.eigvalsh(gram)[:, -1]  # ascending order
-        out[start : start + b] = np.sqrt(np.maximum(lam_max, 0.0))
-    out *= s
-    return out
+    return _sample_matrix_norms(m, n, n_samples, sigma, rng, batch_size, _spectral_of_stack)
 
 
 # --------------------------------------------------------------------------- summaries
