@@ -7,6 +7,7 @@ excluded. Build with ``make html``; see ``docs/guides/building.md``.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -81,6 +82,10 @@ BLAS = blas_info()
 LIBRARY_DIGEST = bnsite.library_digest(
     ROOT / "src" / "bnlessons", ROOT / ".ci" / "constraints.txt"
 )
+# Training runs are memoized in the experiment cache (bnlessons._cache, keyed on their inputs,
+# the library and the BLAS configuration), so editing a cell re-executes its lesson without
+# retraining; the kernels inherit the variable. `make portability` runs without it.
+os.environ.setdefault("BNLESSONS_CACHE_DIR", str(ROOT / "_build" / "experiment-cache"))
 nb_execution_mode = "cache"
 nb_execution_cache_path = str(
     bnsite.prune_caches(

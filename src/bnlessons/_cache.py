@@ -1,0 +1,107 @@
+"""The experiment cache: expensive deterministic runs memoized on disk, when asked for.
+
+A training run is a function of its inputs (its config with the seed, and the data), of the
+library's code and of the numerical configuration (the BLAS kernel and its thread count, see
+:mod:`bnlessons.provenance`). Setting the environment variable ``BNLESSONS_CACHE_DIR`` to a
+directory stores the result of every :func:`cached` call under
+
+``<dir>/<library digest>-<kernel>-<threads>t/``
+
+with `joblib.Memory <https://joblib.readthedocs.io/en/stable/memory.html>`_, keyed on the
+full arguments; a second call with the same inputs loads the result instead of computing it.
+Without the variable (the default, and what a reader's notebook gets) nothing is cached.
+``make html`` sets it to ``_build/experiment-cache`` (``make clean`` removes it).
+
+joblib writes each entry to a temporary name and renames it, so worker processes can share
+the cache; an entry that cannot be loaded (a truncated file) is recomputed and rewritten,
+never used. Every call appends one line to ``<dir>/log.jsonl``: the function, whether it
+was a hit, and the process id; the site build reports the lines per lesson.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+from bnlessons.provenance import blas_info
+
+ENV = "BNLESSONS_CACHE_DIR"
+PACKAGE = Path(__file__).resolve().parent
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@functools.cache
+def library_digest() -> str:
+    """A short digest of the package's files (sources and data), names and bytes."""
+    digest = hashlib.sha256()
+    for path in sorted(PACKAGE.rglob("*")):
+        if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue
+        digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def cache_location() -> Path | None:
+    """The directory of this library and BLAS configuration, or None if caching is off."""
+    root = os.environ.get(ENV, "").strip()
+    if not root:
+        return None
+    info = blas_info()
+    return Path(root) / f"{library_digest()}-{info.kernel}-{info.threads}t"
+
+
+def _log(root: Path, record: dict[str, Any]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, sort_keys=True) + "\n"
+    with open(root / "log.jsonl", "a", encoding="utf-8") as log:  # one short append: atomic
+        log.write(line)
+
+
+def cached(func: Callable[P, R]) -> Callable[P, R]:
+    """Return ``func`` memoized in the experiment cache when ``BNLESSONS_CACHE_DIR`` is set.
+
+    The result must be a deterministic function of the arguments (and of the library and
+    the BLAS configuration, which key the cache directory).
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        location = cache_location()
+        if location is None:
+            return func(*args, **kwargs)
+        import joblib  # only when caching: a reader's notebook does not need it
+
+        memory = joblib.Memory(location, verbose=0)
+        memorized = memory.cache(func)
+        hit = bool(memorized.check_call_in_cache(*args, **kwargs))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result: R = memorized(*args, **kwargs)
+        corrupt = False
+        for warning in caught:  # joblib warns when an entry cannot be loaded, then recomputes
+            if "Exception while loading results" in str(warning.message):
+                corrupt = True
+            else:
+                warnings.warn(warning.message, warning.category, stacklevel=2)
+        _log(
+            location.parent,
+            {
+                "function": func.__qualname__,
+                "hit": hit and not corrupt,
+                "recomputed_corrupt_entry": corrupt,
+                "pid": os.getpid(),
+                "store": location.name,
+            },
+        )
+        return result
+
+    return wrapper
