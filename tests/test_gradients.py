@@ -237,14 +237,14 @@ def test_bad_normalized_chain_input() -> None:
         normalized_chain_gradients(ws, np.ones(2), np.ones((1, 1)))
     with pytest.raises(ValueError, match="B >= 2"):
         normalized_chain_gradients(ws, np.ones((2, 1)), np.ones((1, 1)))
-    with pytest.raises(ValueError, match="upstream must have the shape of y"):
+    with pytest.raises(ValueError, match="upstream: expected the shape of y"):
         normalized_chain_gradients(ws, np.ones((2, 4)), np.ones((1, 3)))
     with pytest.raises(TypeError):
         normalized_chain_gradients(ws, np.ones((2, 4)), np.array([["a"] * 4]))
 
 
 def test_bad_chain_gradient_norms_input() -> None:
-    with pytest.raises(ValueError, match="upstream=None requires a scalar output"):
+    with pytest.raises(ValueError, match=r"upstream: expected dL/dy .*got None"):
         chain_gradient_norms([np.ones((2, 2))], np.ones(2))
 
 
@@ -351,86 +351,90 @@ W1, W2, W3 = np.ones((4, 2)), np.ones((4, 4)), np.ones((1, 4))
 
 
 def test_bad_chain_shapes_do_not_compose() -> None:
-    with pytest.raises(ValueError, match=r"weights\[1\] \(W2\).*\(3, 5\).*expected 5 == rows"):
+    with pytest.raises(
+        ValueError, match=r"weights\[1\] \(W2\): expected 4 columns .*got shape \(3, 5\)"
+    ):
         chain_gradients([W1, np.ones((3, 5))], np.ones(2))
 
 
 def test_bad_x_does_not_match_w1() -> None:
-    with pytest.raises(ValueError, match=r"x must have length 2 .*got shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"x: expected length 2 .*got shape \(3,\)"):
         chain_gradients([W1, W2, W3], np.ones(3))
-    with pytest.raises(ValueError, match=r"x must have 2 rows.*got shape \(3, 1\)"):
+    with pytest.raises(ValueError, match=r"x: expected 2 rows.*got shape \(3, 1\)"):
         chain_forward([W1, W2, W3], np.ones((3, 1)))
-    with pytest.raises(ValueError, match=r"x must be a vector .*got shape \(2, 1, 1\)"):
+    with pytest.raises(ValueError, match=r"x: expected a vector .*got shape \(2, 1, 1\)"):
         chain_gradients([W1], np.ones((2, 1, 1)), upstream=np.ones(4))
 
 
 def test_bad_upstream_shape() -> None:
-    with pytest.raises(ValueError, match=r"upstream must have the shape of y.*\(4,\).*got shape"):
+    with pytest.raises(ValueError, match=r"upstream: expected the shape of y.*\(4,\).*got shape"):
         chain_gradients([W1, W2], np.ones(2), upstream=np.ones(3))
-    with pytest.raises(ValueError, match=r"upstream.*expected \(4, 5\), got shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"upstream: expected .*\(4, 5\), got shape \(4,\)"):
         chain_gradients([W1, W2], np.ones((2, 5)), upstream=np.ones(4))
 
 
 def test_bad_upstream_none_with_vector_output() -> None:
-    with pytest.raises(
-        ValueError, match=r"upstream=None requires a scalar output.*got y of shape"
-    ):
+    with pytest.raises(ValueError, match=r"upstream: expected dL/dy .*\(4,\).*got None"):
         chain_gradients([W1, W2], np.ones(2))
-    with pytest.raises(ValueError, match=r"upstream=None.*\(1, 3\)"):
+    with pytest.raises(ValueError, match=r"upstream: expected .*\(1, 3\).*got None"):
         chain_gradients([W1, W2, W3], np.ones((2, 3)))
 
 
 def test_bad_weights_not_2d_empty_or_wrong_type() -> None:
-    with pytest.raises(ValueError, match=r"weights\[0\] \(W1\) must be a 2-D matrix, got shape"):
+    with pytest.raises(ValueError, match=r"weights\[0\] \(W1\): expected a 2-D matrix, got shape"):
         chain_gradients([np.ones(3)], np.ones(3), upstream=np.ones(1))
-    with pytest.raises(ValueError, match="at least one matrix"):
+    with pytest.raises(ValueError, match="weights: expected at least one matrix"):
         chain_gradients([], np.ones(3))
-    with pytest.raises(TypeError, match="weights must be a sequence"):
+    with pytest.raises(TypeError, match="weights: expected a sequence"):
         chain_gradients(np.ones((2, 2)), np.ones(2))
 
 
 def test_bad_dtype_and_non_finite() -> None:
-    with pytest.raises(TypeError, match=r"weights\[0\].*real numeric dtype, got dtype <U1"):
+    with pytest.raises(
+        TypeError, match=r"weights\[0\] \(W1\): expected a real numeric array, got dtype <U1"
+    ):
         chain_gradients([np.array([["a"]])], np.ones(1))
-    with pytest.raises(TypeError, match="x must have a real numeric dtype, got dtype complex"):
+    with pytest.raises(TypeError, match="x: expected a real numeric array, got dtype complex"):
         chain_gradients([W1, W2, W3], np.ones(2, dtype=complex))
-    with pytest.raises(ValueError, match="upstream must contain only finite"):
+    with pytest.raises(ValueError, match="upstream: expected finite values, got NaN or inf"):
         chain_gradients([W1], np.ones(2), upstream=np.array([1, 1, 1, np.nan]))
 
 
 def test_bad_numerical_gradient_inputs() -> None:
-    with pytest.raises(TypeError, match=r"x must be a floating-point numpy array.*got int64"):
+    with pytest.raises(TypeError, match=r"x: expected a floating-point numpy array.*got int64"):
         numerical_gradient(lambda v: 0.0, np.array([1, 2], dtype=np.int64))
     with pytest.raises(TypeError, match="got list"):
         numerical_gradient(lambda v: 0.0, [1.0])  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"h must be a positive finite float, got 0\.0"):
+    with pytest.raises(ValueError, match=r"h: expected a finite number > 0, got 0\.0"):
         numerical_gradient(lambda v: 0.0, np.ones(2), h=0.0)
-    with pytest.raises(ValueError, match=r"f must return a scalar, got an array of shape \(2,\)"):
+    with pytest.raises(
+        ValueError, match=r"f: expected a scalar result, got an array of shape \(2,\)"
+    ):
         numerical_gradient(lambda v: v, np.ones(2))  # type: ignore[arg-type,return-value]
 
 
 def test_bad_relative_error_inputs() -> None:
-    with pytest.raises(ValueError, match=r"same shape, expected \(2,\) for b, got \(3,\)"):
+    with pytest.raises(ValueError, match=r"b: expected the shape of a, \(2,\), got \(3,\)"):
         relative_error(np.ones(2), np.ones(3))
-    with pytest.raises(TypeError, match="a must have a real numeric dtype"):
+    with pytest.raises(TypeError, match="a: expected a real numeric array"):
         relative_error(np.array(["x"]), np.ones(1))
 
 
 def test_bad_symbolic_inputs() -> None:
-    with pytest.raises(ValueError, match=r"dims\[-1\] must be 1 .*got 2"):
+    with pytest.raises(ValueError, match=r"dims\[-1\]: expected 1 .*got 2"):
         symbolic_chain_gradients((3, 2))
-    with pytest.raises(ValueError, match=r"at least 2 entries.*got 1"):
+    with pytest.raises(ValueError, match=r"dims: expected at least 2 entries.*got 1"):
         symbolic_chain_gradients((3,))
-    with pytest.raises(ValueError, match=r"dims\[0\] must be >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"dims\[0\]: expected an int >= 1, got 0"):
         symbolic_chain_gradients((0, 1))
-    with pytest.raises(TypeError, match=r"dims\[1\] must be an int, got float"):
+    with pytest.raises(TypeError, match=r"dims\[1\]: expected an int >= 1, got float"):
         symbolic_chain_gradients((2, 1.0))  # type: ignore[arg-type]
     s = symbolic_chain_gradients((2, 1))
-    with pytest.raises(ValueError, match="values must give every symbol"):
+    with pytest.raises(ValueError, match="values: expected a value for every symbol"):
         evaluate_matrix_expression(s.derivatives[0], {})
-    with pytest.raises(ValueError, match=r"values\[x\] must have shape \(2, 1\), got \(3, 1\)"):
+    with pytest.raises(ValueError, match=r"values\[x\]: expected shape \(2, 1\), got \(3, 1\)"):
         evaluate_matrix_expression(s.derivatives[0], {s.x: np.ones(3)})
-    with pytest.raises(TypeError, match="expr must be a sympy matrix expression"):
+    with pytest.raises(TypeError, match="expr: expected a MatrixExpr, got float"):
         evaluate_matrix_expression(1.0, {})
-    with pytest.raises(TypeError, match="a must be a sympy matrix expression"):
+    with pytest.raises(TypeError, match="a: expected a MatrixExpr, got int"):
         matrix_expressions_equal(1, s.x)

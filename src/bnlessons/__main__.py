@@ -15,7 +15,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -27,36 +26,6 @@ from bnlessons.mlp import PERCENTILES, TrainingConfig, TrainingResult, train
 from bnlessons.mnist import MnistData, load_mnist
 
 __all__ = ["main"]
-
-
-def _int_at_least(minimum: int, what: str) -> Callable[[str], int]:
-    """An argparse type: an integer ``>= minimum``, or a usage error saying what came."""
-
-    def parse(text: str) -> int:
-        error = argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        try:
-            value = int(text)
-        except ValueError:
-            raise error from None
-        if value < minimum:
-            raise error
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1, "a positive integer")
-_nonnegative_int = _int_at_least(0, "an integer >= 0")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
 
 
 def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
@@ -71,7 +40,7 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         description="Train the 784-100-100-100-10 sigmoid network with and without BN on "
         "MNIST and draw Figure 1 of Ioffe & Szegedy (2015).",
     )
-    fig.add_argument("--steps", type=_positive_int, default=50_000, help="SGD steps (50000)")
+    fig.add_argument("--steps", type=int, default=50_000, help="SGD steps (50000)")
     fig.add_argument(
         "--out", type=Path, required=True, help=f"figure file, one of {', '.join(FIGURE_FORMATS)}"
     )
@@ -79,11 +48,11 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     fig.add_argument(
         "--data-dir", type=Path, help="directory of MNIST IDX files (default: bundled 10k subset)"
     )
-    fig.add_argument("--init-std", type=_positive_float, default=0.1, help="weight std (0.1)")
-    fig.add_argument("--learning-rate", type=_positive_float, default=0.5, help="SGD rate (0.5)")
-    fig.add_argument("--batch-size", type=_positive_int, default=60, help="mini-batch (60)")
-    fig.add_argument("--eval-every", type=_positive_int, default=500, help="steps (500)")
-    fig.add_argument("--seed", type=_nonnegative_int, default=0, help="seed (0)")
+    fig.add_argument("--init-std", type=float, default=0.1, help="weight std (0.1)")
+    fig.add_argument("--learning-rate", type=float, default=0.5, help="SGD rate (0.5)")
+    fig.add_argument("--batch-size", type=int, default=60, help="mini-batch (60)")
+    fig.add_argument("--eval-every", type=int, default=500, help="steps (500)")
+    fig.add_argument("--seed", type=int, default=0, help="seed (0)")
     fig.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser, fig
 
@@ -127,7 +96,8 @@ def _figure1(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     out: Path = args.out
     json_path: Path = args.json if args.json is not None else out.with_suffix(".json")
     if out.suffix.lower() not in FIGURE_FORMATS:
-        parser.error(f"--out must end in one of {', '.join(FIGURE_FORMATS)}, got {str(out)!r}")
+        suffixes = ", ".join(FIGURE_FORMATS)
+        parser.error(f"--out: expected a name ending in one of {suffixes}, got {out.name!r}")
     for flag, path in (("--out", out), ("--json", json_path)):
         if not path.parent.is_dir():
             parser.error(f"{flag}: directory {str(path.parent)!r} does not exist")
@@ -148,8 +118,9 @@ def _figure1(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             )
             for batch_norm in (False, True)
         ]
-    except (TypeError, ValueError) as err:
-        parser.error(str(err))
+    except (TypeError, ValueError) as err:  # "steps: expected ..." -> "argument --steps: ..."
+        name, _, reason = str(err).partition(": ")
+        parser.error(f"argument --{name.replace('_', '-')}: {reason}")
     if args.batch_size > data.train_images.shape[0]:
         parser.error(
             f"--batch-size {args.batch_size} exceeds the {data.train_images.shape[0]} "

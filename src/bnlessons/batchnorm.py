@@ -26,8 +26,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from bnlessons import _validate as _v
 from bnlessons._blocks import Blocks
-from bnlessons.running_stats import ExponentialMovingAverage, check_momentum
+from bnlessons._typing import FloatArray
+from bnlessons.running_stats import ExponentialMovingAverage
 
 __all__ = [
     "BatchNorm",
@@ -36,8 +38,6 @@ __all__ = [
     "batchnorm_backward",
     "batchnorm_forward",
 ]
-
-FloatArray = NDArray[np.floating[Any]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,22 +85,12 @@ class BatchNormCache:
 
 
 def _check_input(x: ArrayLike, name: str = "x") -> FloatArray:
-    array = np.asarray(x)
-    if array.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {array.dtype}")
+    array = _v.float_array(x, name)
     if array.ndim < 2:
         raise ValueError(
             f"{name}: expected shape (N, C) or (N, C, *spatial), got shape {array.shape}"
         )
     return array
-
-
-def _check_eps(eps: float) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)):
-        raise TypeError(f"eps: expected a positive float, got {type(eps).__name__}")
-    if not eps > 0 or not math.isfinite(eps):
-        raise ValueError(f"eps: expected a finite value > 0, got {eps!r}")
-    return float(eps)
 
 
 def _check_channel_vector(v: ArrayLike | None, name: str, channels: int) -> FloatArray | None:
@@ -272,7 +262,7 @@ def _forward(
     channels = x.shape[1]
     gamma = _check_channel_vector(gamma, "gamma", channels)
     beta = _check_channel_vector(beta, "beta", channels)
-    eps = _check_eps(eps)
+    eps = _v.positive_float(eps, "eps")
     count = x.size // channels
     if count < 2:
         raise ValueError(
@@ -340,8 +330,7 @@ def batchnorm_backward(
     >>> bool(np.abs(dx).max() < 1e-12), dbeta.tolist()
     (True, [3.0, 3.0])
     """
-    if not isinstance(cache, BatchNormCache):
-        raise TypeError(f"cache: expected a BatchNormCache, got {type(cache).__name__}")
+    _v.instance(cache, BatchNormCache, "cache")
     centered = cache.centered
     grad = _check_grad(dy, centered)
     dtype = centered.dtype
@@ -493,17 +482,9 @@ class BatchNorm:
         track_running_stats: bool = True,
         dtype: type[np.floating[Any]] | np.dtype[Any] = np.float64,
     ) -> None:
-        if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)):
-            raise TypeError(
-                f"num_features: expected an int >= 1, got {type(num_features).__name__}"
-            )
-        if num_features < 1:
-            raise ValueError(f"num_features: expected an int >= 1, got {num_features}")
-        param_dtype = np.dtype(dtype)
-        if param_dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype: expected float32 or float64, got {param_dtype}")
-        self.num_features = int(num_features)
-        self.eps = _check_eps(eps)
+        self.num_features = _v.positive_int(num_features, "num_features")
+        param_dtype = _v.float_dtype(dtype)
+        self.eps = _v.positive_float(eps, "eps")
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
         self.dtype = param_dtype
@@ -514,7 +495,7 @@ class BatchNorm:
             self.beta = np.zeros(num_features, dtype=param_dtype)
         self._mean_average: ExponentialMovingAverage | None = None
         self._var_average: ExponentialMovingAverage | None = None
-        self._momentum = check_momentum(momentum)
+        self._momentum = _v.optional_probability(momentum, "momentum")
         if self.track_running_stats:
             zeros, ones = np.zeros(num_features, param_dtype), np.ones(num_features, param_dtype)
             self._mean_average = ExponentialMovingAverage(momentum, initial=zeros)
@@ -533,7 +514,7 @@ class BatchNorm:
 
     @momentum.setter
     def momentum(self, value: float | None) -> None:
-        self._momentum = check_momentum(value)
+        self._momentum = _v.optional_probability(value, "momentum")
         for average in (self._mean_average, self._var_average):
             if average is not None:
                 average.momentum = self._momentum

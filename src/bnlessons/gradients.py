@@ -26,14 +26,15 @@ and :func:`symbolic_chain_gradients` regenerates the notes' result with sympy.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
+from bnlessons import _validate as _v
+from bnlessons._typing import Float64Array
 from bnlessons.batchnorm import batchnorm_backward, batchnorm_forward
 
 __all__ = [
@@ -49,73 +50,52 @@ __all__ = [
     "symbolic_chain_gradients",
 ]
 
-FloatArray = NDArray[np.float64]
 
-
-# --------------------------------------------------------------------------- validation helpers
-def _as_float_array(value: ArrayLike, name: str) -> FloatArray:
-    """Convert ``value`` to float64, rejecting non-numeric, complex and non-finite input."""
-    try:
-        arr = np.asarray(value)
-    except (TypeError, ValueError) as exc:  # ragged nested lists, for instance
-        raise TypeError(
-            f"{name} must be a real numeric array, got {type(value).__name__}"
-        ) from exc
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must have a real numeric dtype, got dtype {arr.dtype}")
-    out = arr.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(out)):
-        raise ValueError(f"{name} must contain only finite values, got NaN or inf")
-    return out
-
-
-def _check_weights(weights: Sequence[ArrayLike]) -> list[FloatArray]:
-    if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
-        raise TypeError(
-            f"weights must be a sequence [W1, ..., WL] of 2-D arrays, got {type(weights).__name__}"
-        )
+# --------------------------------------------------------------------------- argument checks
+def _check_weights(weights: Sequence[ArrayLike]) -> list[Float64Array]:
+    _v.sequence(weights, "weights", "a sequence [W1, ..., WL] of 2-D arrays")
     if len(weights) == 0:
-        raise ValueError("weights must contain at least one matrix, got an empty sequence")
+        raise ValueError("weights: expected at least one matrix, got an empty sequence")
     ws = []
     for i, w in enumerate(weights):
         name = f"weights[{i}] (W{i + 1})"
-        arr = _as_float_array(w, name)
+        arr = _v.real_array(w, name)
         if arr.ndim != 2:
-            raise ValueError(f"{name} must be a 2-D matrix, got shape {arr.shape}")
+            raise ValueError(f"{name}: expected a 2-D matrix, got shape {arr.shape}")
         ws.append(arr)
     for i in range(1, len(ws)):
         if ws[i].shape[1] != ws[i - 1].shape[0]:
             raise ValueError(
-                f"chain shapes do not compose: weights[{i}] (W{i + 1}) has shape {ws[i].shape}, "
-                f"expected {ws[i].shape[1]} == rows of weights[{i - 1}] (W{i}), "
-                f"got W{i} with shape {ws[i - 1].shape}"
+                f"weights[{i}] (W{i + 1}): expected {ws[i - 1].shape[0]} columns (the rows of "
+                f"W{i}, shape {ws[i - 1].shape}, so that the chain composes), "
+                f"got shape {ws[i].shape}"
             )
     return ws
 
 
-def _check_x(x: ArrayLike, w1: FloatArray) -> tuple[FloatArray, bool]:
+def _check_x(x: ArrayLike, w1: Float64Array) -> tuple[Float64Array, bool]:
     """Return ``x`` as an ``(n, B)`` matrix and whether it was given as a vector."""
-    arr = _as_float_array(x, "x")
+    arr = _v.real_array(x, "x")
     n = w1.shape[1]
     if arr.ndim == 1:
         if arr.shape[0] != n:
             raise ValueError(
-                f"x must have length {n} (the number of columns of W1, shape {w1.shape}), "
+                f"x: expected length {n} (the columns of W1, shape {w1.shape}), "
                 f"got shape {arr.shape}"
             )
         return arr[:, None], True
     if arr.ndim == 2:
         if arr.shape[0] != n:
             raise ValueError(
-                f"x must have {n} rows (the number of columns of W1, shape {w1.shape}), "
+                f"x: expected {n} rows (the columns of W1, shape {w1.shape}), "
                 f"got shape {arr.shape}"
             )
         return arr, False
-    raise ValueError(f"x must be a vector (n,) or a matrix (n, B), got shape {arr.shape}")
+    raise ValueError(f"x: expected a vector (n,) or a matrix (n, B), got shape {arr.shape}")
 
 
 # --------------------------------------------------------------------------- forward / backward
-def chain_forward(weights: Sequence[ArrayLike], x: ArrayLike) -> list[FloatArray]:
+def chain_forward(weights: Sequence[ArrayLike], x: ArrayLike) -> list[Float64Array]:
     r"""Activations of the linear chain ``y = W_L ... W_1 x``, input first.
 
     .. math::
@@ -164,7 +144,7 @@ def chain_forward(weights: Sequence[ArrayLike], x: ArrayLike) -> list[FloatArray
 
 def chain_gradients(
     weights: Sequence[ArrayLike], x: ArrayLike, upstream: ArrayLike | None = None
-) -> list[FloatArray]:
+) -> list[Float64Array]:
     r"""Gradients of a loss with respect to every weight of ``y = W_L ... W_2 W_1 x``.
 
     With :math:`g = \partial \mathcal{L} / \partial y` (``upstream``),
@@ -232,21 +212,21 @@ def chain_gradients(
     if upstream is None:
         if m_out * batch != 1:
             raise ValueError(
-                "upstream=None requires a scalar output (y of size 1), "
-                f"got y of shape {y_shape}; pass upstream=dL/dy with shape {y_shape}"
+                "upstream: expected dL/dy for an output y of shape "
+                f"{y_shape} (None needs a scalar output), got None"
             )
         g = np.ones((1, 1))
     else:
-        g_arr = _as_float_array(upstream, "upstream")
+        g_arr = _v.real_array(upstream, "upstream")
         allowed = {(m_out, batch)} | ({(m_out,)} if batch == 1 else set())
         if g_arr.shape not in allowed:
             expected = " or ".join(str(s) for s in sorted(allowed, key=len))
             raise ValueError(
-                f"upstream must have the shape of y = W{len(ws)}...W1 x, expected {expected}, "
+                f"upstream: expected the shape of y = W{len(ws)}...W1 x, {expected}, "
                 f"got shape {g_arr.shape}"
             )
         g = g_arr.reshape(m_out, batch)
-    grads: list[FloatArray] = [np.empty(0)] * len(ws)
+    grads: list[Float64Array] = [np.empty(0)] * len(ws)
     for i in range(len(ws) - 1, -1, -1):
         grads[i] = g @ acts[i].T
         if i > 0:
@@ -256,7 +236,7 @@ def chain_gradients(
 
 def chain_gradient_norms(
     weights: Sequence[ArrayLike], x: ArrayLike, upstream: ArrayLike | None = None
-) -> FloatArray:
+) -> Float64Array:
     r"""Frobenius norm of each layer's gradient, :math:`\|\partial \mathcal{L}/\partial W_i\|_F`.
 
     Because each gradient is an outer product
@@ -299,7 +279,7 @@ def chain_gradient_norms(
 
 def normalized_chain_gradients(
     weights: Sequence[ArrayLike], x: ArrayLike, upstream: ArrayLike, *, eps: float = 1e-5
-) -> tuple[list[FloatArray], list[FloatArray]]:
+) -> tuple[list[Float64Array], list[Float64Array]]:
     r"""Activations and weight gradients of the chain with batch normalization between layers.
 
     Every layer but the last is followed by a batch normalization without scale and shift
@@ -359,11 +339,11 @@ def normalized_chain_gradients(
     ws = _check_weights(weights)
     a, was_vector = _check_x(x, ws[0])
     if was_vector or a.shape[1] < 2:
-        raise ValueError(f"x must be a batch (n, B) with B >= 2 columns, got shape {a.shape}")
+        raise ValueError(f"x: expected a batch (n, B) with B >= 2 columns, got shape {a.shape}")
     y_shape = (ws[-1].shape[0], a.shape[1])
-    g = _as_float_array(upstream, "upstream")
+    g = _v.real_array(upstream, "upstream")
     if g.shape != y_shape:
-        raise ValueError(f"upstream must have the shape of y, expected {y_shape}, got {g.shape}")
+        raise ValueError(f"upstream: expected the shape of y, {y_shape}, got {g.shape}")
     acts = [a]
     caches = []
     for w in ws[:-1]:
@@ -371,7 +351,7 @@ def normalized_chain_gradients(
         acts.append(np.asarray(normalized.T, dtype=np.float64))
         caches.append(cache)
     acts.append(ws[-1] @ acts[-1])
-    grads: list[FloatArray] = [np.empty(0)] * len(ws)
+    grads: list[Float64Array] = [np.empty(0)] * len(ws)
     for i in range(len(ws) - 1, -1, -1):
         grads[i] = g @ acts[i].T
         if i > 0:
@@ -384,13 +364,13 @@ def normalized_chain_gradients(
 def _scalar(value: Any, name: str) -> float:
     arr = np.asarray(value)
     if arr.size != 1:
-        raise ValueError(f"{name} must return a scalar, got an array of shape {arr.shape}")
+        raise ValueError(f"{name}: expected a scalar result, got an array of shape {arr.shape}")
     return float(arr.reshape(()).item())
 
 
 def numerical_gradient(
-    f: Callable[[FloatArray], float], x: FloatArray, h: float = 1e-6
-) -> FloatArray:
+    f: Callable[[Float64Array], float], x: Float64Array, h: float = 1e-6
+) -> Float64Array:
     r"""Central-difference gradient of a scalar function of an array.
 
     .. math::
@@ -433,9 +413,10 @@ def numerical_gradient(
     """
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
         got = x.dtype if isinstance(x, np.ndarray) else type(x).__name__
-        raise TypeError(f"x must be a floating-point numpy array (perturbed in place), got {got}")
-    if isinstance(h, bool) or not isinstance(h, (int, float)) or not (math.isfinite(h) and h > 0):
-        raise ValueError(f"h must be a positive finite float, got {h!r}")
+        raise TypeError(
+            f"x: expected a floating-point numpy array (perturbed in place), got {got}"
+        )
+    _v.positive_float(h, "h")
     grad = np.zeros(x.shape, dtype=np.float64)
     flat_index = np.ndindex(x.shape)
     for idx in flat_index:
@@ -484,19 +465,12 @@ def relative_error(a: ArrayLike, b: ArrayLike) -> float:
     >>> relative_error([1.0, 0.0], [3.0, 0.0])
     0.5
     """
-    a_arr = np.asarray(a)
-    b_arr = np.asarray(b)
-    for name, arr in (("a", a_arr), ("b", b_arr)):
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"{name} must have a real numeric dtype, got dtype {arr.dtype}")
-    if a_arr.shape != b_arr.shape:
-        raise ValueError(
-            f"a and b must have the same shape, expected {a_arr.shape} for b, got {b_arr.shape}"
-        )
-    if a_arr.size == 0:
+    af = _v.real_array(a, "a", finite=False)
+    bf = _v.real_array(b, "b", finite=False)
+    if af.shape != bf.shape:
+        raise ValueError(f"b: expected the shape of a, {af.shape}, got {bf.shape}")
+    if af.size == 0:
         return 0.0
-    af = a_arr.astype(np.float64)
-    bf = b_arr.astype(np.float64)
     denom = np.maximum(np.abs(af) + np.abs(bf), 1e-300)
     return float(np.max(np.abs(af - bf) / denom))
 
@@ -592,18 +566,14 @@ def symbolic_chain_gradients(dims: Sequence[int] = (10, 100, 100, 1)) -> Symboli
     """
     import sympy as sp
 
-    if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence):
-        raise TypeError(f"dims must be a sequence of ints, got {type(dims).__name__}")
+    _v.sequence(dims, "dims", "a sequence of ints")
     if len(dims) < 2:
-        raise ValueError(f"dims must have at least 2 entries (n_0, ..., n_L), got {len(dims)}")
+        raise ValueError(f"dims: expected at least 2 entries (n_0, ..., n_L), got {len(dims)}")
     for i, d in enumerate(dims):
-        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
-            raise TypeError(f"dims[{i}] must be an int, got {type(d).__name__}")
-        if d < 1:
-            raise ValueError(f"dims[{i}] must be >= 1, got {d}")
+        _v.positive_int(d, f"dims[{i}]")
     if dims[-1] != 1:
         raise ValueError(
-            f"dims[-1] must be 1 (the trace trick needs a scalar output), got {dims[-1]}"
+            _v.expected("dims[-1]", "1 (the trace trick needs a scalar output)", dims[-1])
         )
     n_layers = len(dims) - 1
     x = sp.MatrixSymbol("x", int(dims[0]), 1)
@@ -665,9 +635,8 @@ def matrix_expressions_equal(a: Any, b: Any) -> bool:
     """
     import sympy as sp
 
-    for name, e in (("a", a), ("b", b)):
-        if not isinstance(e, sp.MatrixExpr):
-            raise TypeError(f"{name} must be a sympy matrix expression, got {type(e).__name__}")
+    _v.instance(a, sp.MatrixExpr, "a")
+    _v.instance(b, sp.MatrixExpr, "b")
     if a.shape != b.shape:
         return False
     ad, bd = a.doit(), b.doit()
@@ -677,7 +646,7 @@ def matrix_expressions_equal(a: Any, b: Any) -> bool:
     return isinstance(diff, sp.ZeroMatrix) or diff == sp.ZeroMatrix(*a.shape)
 
 
-def evaluate_matrix_expression(expr: Any, values: Mapping[Any, ArrayLike]) -> FloatArray:
+def evaluate_matrix_expression(expr: Any, values: Mapping[Any, ArrayLike]) -> Float64Array:
     r"""Evaluate a sympy matrix expression numerically by substituting arrays for its symbols.
 
     The expression is compiled with ``sympy.lambdify`` to numpy matrix products, so an
@@ -713,18 +682,19 @@ def evaluate_matrix_expression(expr: Any, values: Mapping[Any, ArrayLike]) -> Fl
     """
     import sympy as sp
 
-    if not isinstance(expr, sp.MatrixExpr):
-        raise TypeError(f"expr must be a sympy matrix expression, got {type(expr).__name__}")
+    _v.instance(expr, sp.MatrixExpr, "expr")
     symbols = sorted(expr.free_symbols, key=lambda s: str(s))
     args = []
     for s in symbols:
         if s not in values:
-            raise ValueError(f"values must give every symbol of expr, expected {s}, got none")
-        arr = _as_float_array(values[s], f"values[{s}]")
+            raise ValueError(
+                f"values: expected a value for every symbol of expr, got none for {s}"
+            )
+        arr = _v.real_array(values[s], f"values[{s}]")
         if arr.ndim == 1 and s.shape[1] == 1:
             arr = arr[:, None]
         if arr.shape != tuple(s.shape):
-            raise ValueError(f"values[{s}] must have shape {tuple(s.shape)}, got {arr.shape}")
+            raise ValueError(f"values[{s}]: expected shape {tuple(s.shape)}, got {arr.shape}")
         args.append(arr)
     fn = sp.lambdify(symbols, expr, modules="numpy")
     out = np.asarray(fn(*args), dtype=np.float64)

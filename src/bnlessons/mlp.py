@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from bnlessons import _validate as _v
+from bnlessons._typing import FloatArray, FloatType, IntArray
 from bnlessons.batchnorm import BatchNorm
 from bnlessons.mnist import MnistData, images_to_features
 
@@ -47,15 +49,12 @@ __all__ = [
     "train_many",
 ]
 
-Float = np.float32 | np.float64
-FloatArray = NDArray[np.floating]
-
 #: The percentiles of Figure 1 (b, c).
 PERCENTILES = (15.0, 50.0, 85.0)
 
 
 def softmax_cross_entropy(
-    logits: FloatArray, labels: NDArray[np.integer], *, out: FloatArray | None = None
+    logits: FloatArray, labels: IntArray, *, out: FloatArray | None = None
 ) -> tuple[float, FloatArray]:
     """Return the mean softmax cross-entropy and its gradient with respect to the logits.
 
@@ -85,7 +84,8 @@ def softmax_cross_entropy(
     """
     if logits.ndim != 2 or labels.shape != (logits.shape[0],):
         raise ValueError(
-            f"logits must be (N, classes) and labels (N,), got {logits.shape} and {labels.shape}"
+            f"logits, labels: expected shapes (N, classes) and (N,), "
+            f"got {logits.shape} and {labels.shape}"
         )
     n = logits.shape[0]
     rows = np.arange(n)
@@ -143,15 +143,13 @@ class SigmoidMLP:
         batch_norm: bool,
         init_std: float,
         rng: np.random.Generator,
-        dtype: type[Float] = np.float64,
+        dtype: FloatType = np.float64,
     ) -> None:
-        if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
-            raise ValueError(f"sizes must be at least two positive widths, got {tuple(sizes)}")
-        if not init_std > 0:
-            raise ValueError(f"init_std must be > 0, got {init_std}")
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
-        self.sizes = tuple(int(s) for s in sizes)
+        if len(sizes) < 2:
+            raise ValueError(_v.expected("sizes", "at least two widths", tuple(sizes)))
+        self.sizes = tuple(_v.positive_int(n, f"sizes[{i}]") for i, n in enumerate(sizes))
+        init_std = _v.positive_float(init_std, "init_std")
+        _v.float_dtype(dtype)
         self.dtype = dtype
         pairs = list(zip(self.sizes[:-1], self.sizes[1:], strict=True))
         self.weights: list[FloatArray] = [
@@ -191,7 +189,7 @@ class SigmoidMLP:
         """
         if x.ndim != 2 or x.shape[1] != self.sizes[0] or x.dtype != self.dtype:
             raise ValueError(
-                f"x must be {np.dtype(self.dtype)} of shape (batch, {self.sizes[0]}), "
+                f"x: expected {np.dtype(self.dtype)} of shape (batch, {self.sizes[0]}), "
                 f"got {x.dtype} of shape {x.shape}"
             )
         buf = self._buffers_for(x.shape[0])
@@ -237,7 +235,7 @@ class SigmoidMLP:
         buf = self._buffers[x.shape[0]]
         if dlogits.shape != buf.logits.shape:
             raise ValueError(
-                f"dlogits must have shape {buf.logits.shape} (the last forward's logits), "
+                f"dlogits: expected shape {buf.logits.shape} (the last forward's logits), "
                 f"got {dlogits.shape}"
             )
         hidden = [x, *buf.h]
@@ -373,37 +371,27 @@ class TrainingConfig:
     eval_every: int = 500
     tracked_unit: int = 0
     seed: int = 0
-    dtype: type[Float] = np.float32
+    dtype: FloatType = np.float32
 
     def __post_init__(self) -> None:
-        if not isinstance(self.batch_norm, bool):
-            raise TypeError(f"batch_norm must be a bool, got {type(self.batch_norm).__name__}")
-        for name in ("batch_size", "steps", "eval_every", "seed", "tracked_unit"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-        for name in ("init_std", "learning_rate"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not (0 < value < float("inf")):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if self.batch_size < 2:
+        _v.boolean(self.batch_norm, "batch_norm")
+        _v.integer(self.batch_size, "batch_size", minimum=2)  # BN needs two values
+        _v.positive_int(self.steps, "steps")
+        _v.positive_int(self.eval_every, "eval_every")
+        _v.nonnegative_int(self.seed, "seed")
+        _v.positive_float(self.init_std, "init_std")
+        _v.positive_float(self.learning_rate, "learning_rate")
+        _v.sequence(self.hidden_sizes, "hidden_sizes", "a tuple of positive ints")
+        if not self.hidden_sizes:
+            raise ValueError(_v.expected("hidden_sizes", "at least one width", self.hidden_sizes))
+        for i, n in enumerate(self.hidden_sizes):
+            _v.positive_int(n, f"hidden_sizes[{i}]")
+        unit = _v.nonnegative_int(self.tracked_unit, "tracked_unit")
+        if unit >= self.hidden_sizes[-1]:
             raise ValueError(
-                f"batch_size must be >= 2 (BN needs two values), got {self.batch_size}"
+                _v.expected("tracked_unit", f"a unit in [0, {self.hidden_sizes[-1]})", unit)
             )
-        if self.steps < 1 or self.eval_every < 1:
-            raise ValueError(
-                f"steps and eval_every must be >= 1, got {self.steps} and {self.eval_every}"
-            )
-        if not self.hidden_sizes or any(
-            isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.hidden_sizes
-        ):
-            raise ValueError(f"hidden_sizes must be positive ints, got {self.hidden_sizes!r}")
-        if not 0 <= self.tracked_unit < self.hidden_sizes[-1]:
-            raise ValueError(
-                f"tracked_unit must be in [0, {self.hidden_sizes[-1]}), got {self.tracked_unit}"
-            )
-        if self.dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be np.float32 or np.float64, got {self.dtype!r}")
+        _v.float_dtype(self.dtype)
 
 
 @dataclass(frozen=True, eq=False)
@@ -443,7 +431,7 @@ class TrainingResult:
 
 
 def evaluate(
-    network: SigmoidMLP, features: FloatArray, labels: NDArray[np.integer], *, unit: int
+    network: SigmoidMLP, features: FloatArray, labels: IntArray, *, unit: int
 ) -> tuple[float, float, NDArray[np.float64]]:
     """Return test accuracy, test loss and the percentiles of one last-layer sigmoid input.
 
@@ -503,7 +491,7 @@ def train(
     y_test = np.asarray(data.test_labels, dtype=np.intp)
     n, batch = x_train.shape[0], config.batch_size
     if n < batch:
-        raise ValueError(f"data has {n} training examples, fewer than batch_size={batch}")
+        raise ValueError(f"data: expected at least batch_size={batch} training examples, got {n}")
     classes = int(max(y_train.max(), y_test.max())) + 1
     rng = np.random.default_rng(config.seed)
     sizes = (x_train.shape[1], *config.hidden_sizes, max(classes, 10))
@@ -586,14 +574,10 @@ def train_many(
     """
     configs = list(configs)
     for i, config in enumerate(configs):
-        if not isinstance(config, TrainingConfig):
-            raise TypeError(
-                f"configs[{i}]: expected a TrainingConfig, got {type(config).__name__}"
-            )
+        _v.instance(config, TrainingConfig, f"configs[{i}]")
     if processes is None:
         processes = max(1, min(len(configs), os.cpu_count() or 1))
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-        raise ValueError(f"processes: expected an int >= 1 or None, got {processes!r}")
+    processes = _v.positive_int(processes, "processes")
     if processes == 1 or len(configs) <= 1:
         return [train(config, data) for config in configs]
     order = sorted(
