@@ -37,8 +37,9 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-from bnlessons.mlp import SigmoidMLP, evaluate  # noqa: E402
+from bnlessons.mlp import SigmoidMLP  # noqa: E402
 from bnlessons.mnist import images_to_features, load_mnist  # noqa: E402
+from bnlessons.training import evaluate  # noqa: E402
 
 SIZES = (784, 100, 100, 100, 10)
 BATCH = 60

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bnlessons.batchnorm import BatchNorm, BatchNormCache, batchnorm_backward, batchnorm_forward
-from bnlessons.gradients import numerical_gradient, relative_error
+from bnlessons.checks import numerical_gradient, relative_error
 
 SHAPES = [(7, 3), (5, 4, 6), (3, 2, 4, 5), (2, 3, 2, 2, 3)]
 # Finite-difference step: the central difference errs by O(h**2) (truncation) plus

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from bnlessons.figures import figure1, save_figure
-from bnlessons.mlp import SigmoidMLP, TrainingConfig, TrainingResult
+from bnlessons.mlp import SigmoidMLP
+from bnlessons.training import TrainingConfig, TrainingResult
 
 
 def fake_result(batch_norm: bool, seed: int) -> TrainingResult:

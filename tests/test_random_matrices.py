@@ -15,16 +15,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bnlessons.checks import mean_confidence_interval
 from bnlessons.random_matrices import (
     SEED_SHAPES,
-    MeanEstimate,
     chain_expected_output_norms,
     chain_norm_bounds,
     chi_mean,
     expected_frobenius_norm,
     fan_in_sigmas,
     gaussian_chain_weights,
-    mean_confidence_interval,
     random_unit_vector,
     rms_frobenius_norm,
     sample_chain_output_norms,
@@ -282,29 +281,6 @@ def test_bad_random_unit_vector() -> None:
 
 
 # --------------------------------------------------------------------------- mean + interval
-def test_mean_confidence_interval_formula() -> None:
-    x = np.array([1.0, 2.0, 4.0, 8.0])
-    est = mean_confidence_interval(x)
-    se = x.std(ddof=1) / 2
-    assert isinstance(est, MeanEstimate)
-    assert est.mean == 3.75
-    assert est.stderr == pytest.approx(se)
-    assert est.low == pytest.approx(3.75 - 1.959963984540054 * se)
-    assert est.high == pytest.approx(3.75 + 1.959963984540054 * se)
-    assert est.half_width == pytest.approx(1.959963984540054 * se)
-    assert est.n == 4
-    assert est.contains(3.75)
-    assert not est.contains(100.0)
-
-
-def test_mean_confidence_interval_coverage() -> None:
-    rng = np.random.default_rng(51)
-    trials = 2000
-    hits = sum(
-        mean_confidence_interval(rng.exponential(size=400)).contains(1.0) for _ in range(trials)
-    )
-    # binomial(2000, 0.95): sd = sqrt(2000 * 0.95 * 0.05) = 9.7 hits; allow 4 sd
-    assert abs(hits - 0.95 * trials) < 4 * math.sqrt(trials * 0.95 * 0.05)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -388,16 +364,3 @@ def test_bad_sample_counts_rng_and_kind() -> None:
         sample_chain_output_norms(rng="seed")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="kind: expected 'frobenius' or 'spectral', got 'l1'"):
         chain_norm_bounds(kind="l1")  # type: ignore[arg-type]
-
-
-def test_bad_mean_confidence_interval_inputs() -> None:
-    with pytest.raises(ValueError, match=r"at least 2 entries, got shape \(1,\)"):
-        mean_confidence_interval([1.0])
-    with pytest.raises(ValueError, match=r"samples: expected 1-D .*got shape \(2, 2\)"):
-        mean_confidence_interval(np.ones((2, 2)))
-    with pytest.raises(ValueError, match=r"confidence: expected a number in \(0, 1\), got 1\.5"):
-        mean_confidence_interval([1.0, 2.0], confidence=1.5)
-    with pytest.raises(ValueError, match="samples: expected finite values"):
-        mean_confidence_interval([1.0, np.inf])
-    with pytest.raises(TypeError, match="samples: expected a real numeric array"):
-        mean_confidence_interval(["a", "b"])

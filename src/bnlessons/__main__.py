@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TextIO
 
 from bnlessons.figures import FIGURE_FORMATS, figure1, save_figure
-from bnlessons.mlp import PERCENTILES, TrainingConfig, TrainingResult, train
 from bnlessons.mnist import MnistData, load_mnist
+from bnlessons.training import PERCENTILES, TrainingConfig, TrainingResult, train
 
 __all__ = ["main"]
 

@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from bnlessons import _validate as _v
-from bnlessons._blocks import Blocks
+from bnlessons._blocks import affine, center, gradient_sums, input_gradient
 from bnlessons._typing import FloatArray
 from bnlessons.running_stats import ExponentialMovingAverage
 
@@ -123,47 +123,6 @@ def _per_channel(v: NDArray[Any], x: FloatArray) -> FloatArray:
 
 
 # ---------------------------------------------------------------------------
-# two-pass moments (the blocked passes live in bnlessons._blocks)
-
-
-def _check_mean(mean: NDArray[np.float64], dtype: np.dtype[Any]) -> None:
-    """NaN or inf anywhere in a channel makes its mean so: detect it there, at no cost."""
-    if not math.isfinite(np.add.reduce(mean)):
-        bad = np.flatnonzero(~np.isfinite(mean))[:10].tolist()
-        raise ValueError(
-            f"x: expected finite values, got NaN or inf (or a sum overflowing {dtype})"
-            f" in channel(s) {bad}"
-        )
-
-
-def _center(
-    x: FloatArray, centered: FloatArray
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Write ``centered = x - mean``; return the mean and the biased variance (two passes)."""
-    blocks = Blocks.of(x.shape, x.itemsize)
-    count = x.size // x.shape[1]
-    if blocks.whole:  # a small (N, C) batch: the formulas on whole arrays
-        mean = np.add.reduce(x, axis=0).astype(np.float64) / count  # <= 256 rows
-        _check_mean(mean, x.dtype)
-        np.subtract(x, mean.astype(x.dtype), out=centered)
-        var = np.einsum("ij,ij->j", centered, centered).astype(np.float64) / count
-        return mean, var
-    x2, d2 = blocks.view(x), blocks.view(centered)
-    sums, squares = blocks.partials(x.dtype), blocks.partials(x.dtype)
-    for j, rows in blocks.ranges:  # pass 1: the mean
-        blocks.sum(x2[rows], out=blocks.partial(sums, j, rows))
-    mean = blocks.total(sums) / count
-    _check_mean(mean, x.dtype)
-    shift = blocks.coefficient(mean, x.dtype)
-    for j, rows in blocks.ranges:  # pass 2: the deviations and their squares
-        d = d2[rows]
-        np.subtract(x2[rows], blocks.block(shift, rows), out=d)
-        blocks.dot(d, d, out=blocks.partial(squares, j, rows))
-    var = blocks.total(squares) / count
-    return mean, var
-
-
-# ---------------------------------------------------------------------------
 # functional core
 
 
@@ -195,7 +154,7 @@ def batch_moments(x: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64
     ([2.0, 10.0], [1.0, 0.0])
     """
     x = np.ascontiguousarray(_check_input(x))
-    return _center(x, np.empty_like(x))
+    return center(x, np.empty_like(x))
 
 
 def batchnorm_forward(
@@ -271,12 +230,12 @@ def _forward(
         )
     if centered is None or centered.shape != x.shape or centered.dtype != x.dtype:
         centered = np.empty_like(x)
-    mean, var = _center(x, centered)
+    mean, var = center(x, centered)
     if not math.isfinite(np.add.reduce(var)):  # overflow: |x| near the largest float of its dtype
         raise ValueError(f"x: expected values whose variance is finite, got {var.max()}")
     inv_std = 1.0 / np.sqrt(var + eps)
     scale = inv_std if gamma is None else gamma * inv_std
-    y = _affine(centered, scale, beta)
+    y = affine(centered, scale, beta)
     cache = BatchNormCache(
         centered=centered, mean=mean, var=var, inv_std=inv_std, gamma=gamma, eps=eps
     )
@@ -334,67 +293,14 @@ def batchnorm_backward(
     centered = cache.centered
     grad = _check_grad(dy, centered)
     dtype = centered.dtype
-    dbeta, dot = _gradient_sums(grad, centered)  # pass 1: the two sums
+    dbeta, dot = gradient_sums(grad, centered)  # pass 1: the two sums
     dgamma = dot * cache.inv_std  # sum(dy * x_hat)
 
     count = cache.count
     scale = cache.inv_std if cache.gamma is None else cache.gamma * cache.inv_std
-    blocks = Blocks.of(centered.shape, centered.itemsize)
-    along_centered = blocks.coefficient(dgamma * cache.inv_std / count, dtype)
-    along_one = blocks.coefficient(dbeta / count, dtype)
-    factor = blocks.coefficient(scale, dtype)
-    if blocks.whole:  # a small (N, C) batch: the formula on whole arrays
-        dx = centered * along_centered
-        dx += along_one
-        np.subtract(grad, dx, out=dx)
-        dx *= factor
-        return dx, dgamma.astype(dtype), dbeta.astype(dtype)
-    dy2, d2 = blocks.view(grad), blocks.view(centered)
-    dx = np.empty_like(centered)
-    dx2 = blocks.view(dx)
-    for _, rows in blocks.ranges:  # pass 2: dx = scale * (dy - (x_hat dgamma + dbeta) / m)
-        dxb = dx2[rows]
-        np.multiply(d2[rows], blocks.block(along_centered, rows), out=dxb)
-        dxb += blocks.block(along_one, rows)
-        np.subtract(dy2[rows], dxb, out=dxb)
-        dxb *= blocks.block(factor, rows)
+    # pass 2: dx = scale * (dy - (x_hat dgamma + dbeta) / m), x_hat = centered * inv_std
+    dx = input_gradient(grad, centered, dgamma * cache.inv_std / count, dbeta / count, scale)
     return dx, dgamma.astype(dtype), dbeta.astype(dtype)
-
-
-def _gradient_sums(
-    dy: FloatArray, centered: FloatArray
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Per-channel ``sum(dy)`` and ``sum(dy * centered)``, one pass in blocks."""
-    blocks = Blocks.of(dy.shape, dy.itemsize)
-    if blocks.whole:
-        dot = np.einsum("ij,ij->j", dy, centered).astype(np.float64)
-        return np.add.reduce(dy, axis=0).astype(np.float64), dot
-    dy2, d2 = blocks.view(dy), blocks.view(centered)
-    sums, dots = blocks.partials(dy.dtype), blocks.partials(dy.dtype)
-    for j, rows in blocks.ranges:
-        blocks.sum(dy2[rows], out=blocks.partial(sums, j, rows))
-        blocks.dot(dy2[rows], d2[rows], out=blocks.partial(dots, j, rows))
-    return blocks.total(sums), blocks.total(dots)
-
-
-def _affine(x: FloatArray, scale: NDArray[Any], shift: NDArray[Any] | None) -> FloatArray:
-    """Return ``x * scale + shift`` per channel (no shift if None), one pass in blocks."""
-    blocks = Blocks.of(x.shape, x.itemsize)
-    if blocks.whole:  # (copy=False: no copy of a vector already in x's dtype)
-        y = x * scale.astype(x.dtype, copy=False)
-        if shift is not None:
-            y += shift.astype(x.dtype, copy=False)
-        return y
-    y = np.empty_like(x)
-    x2, y2 = blocks.view(x), blocks.view(y)
-    factor = blocks.coefficient(scale, x.dtype)
-    offset = None if shift is None else blocks.coefficient(shift, x.dtype)
-    for _, rows in blocks.ranges:
-        yb = y2[rows]
-        np.multiply(x2[rows], blocks.block(factor, rows), out=yb)
-        if offset is not None:
-            yb += blocks.block(offset, rows)
-    return y
 
 
 # ---------------------------------------------------------------------------
@@ -600,7 +506,7 @@ class BatchNorm:
             self._cache = cache
             return y
         scale, shift = self.inference_affine()
-        y = _affine(np.ascontiguousarray(x), scale, shift)
+        y = affine(np.ascontiguousarray(x), scale, shift)
         inv_std = 1.0 / np.sqrt(self._var_average.value + self.eps)
         self._cache = _EvalCache(
             x=x, scale=scale, mean=self._mean_average.value.copy(), inv_std=inv_std
@@ -624,9 +530,9 @@ class BatchNorm:
             dx, dgamma, dbeta = batchnorm_backward(dy, cache)
         else:
             grad = _check_grad(dy, cache.x)
-            dx = _affine(grad, cache.scale, None)
+            dx = affine(grad, cache.scale, None)
             centered = cache.x - _per_channel(cache.mean, cache.x)
-            dbeta, dot = _gradient_sums(grad, centered)
+            dbeta, dot = gradient_sums(grad, centered)
             dgamma = dot * cache.inv_std
         if self.affine:  # dgamma, dbeta are new arrays: no copy needed if the dtype matches
             self.grad_gamma = dgamma.astype(self.dtype, copy=False)

@@ -1,6 +1,6 @@
 r"""Measures on the curves a training run records: time to an accuracy, drift of a distribution.
 
-:func:`bnlessons.mlp.train` records, every few steps, the test accuracy and the 15th, 50th and
+:func:`bnlessons.training.train` records, every few steps, the test accuracy and the 15th, 50th and
 85th percentiles of the input of one sigmoid (Figure 1 of Ioffe & Szegedy, 2015). Two numbers
 summarize what the paper reads off those curves by eye:
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from bnlessons import _validate as _v
 from bnlessons._typing import Float64Array
-from bnlessons.mlp import PERCENTILES, TrainingResult
+from bnlessons.training import PERCENTILES, TrainingResult
 
 __all__ = ["percentile_drift", "steps_to_accuracy"]
 
@@ -36,7 +36,7 @@ def steps_to_accuracy(
     Parameters
     ----------
     result : TrainingResult
-        A run of :func:`bnlessons.mlp.train`.
+        A run of :func:`bnlessons.training.train`.
     target : float
         Accuracy to reach, in [0, 1].
     end_step : int or None
@@ -49,7 +49,7 @@ def steps_to_accuracy(
 
     Examples
     --------
-    >>> from bnlessons.mlp import TrainingConfig, train
+    >>> from bnlessons.training import TrainingConfig, train
     >>> from bnlessons.mnist import load_mnist
     >>> run = train(TrainingConfig(steps=200, eval_every=100), load_mnist())
     >>> run.steps.tolist()
@@ -94,14 +94,14 @@ def percentile_drift(
     Parameters
     ----------
     result : TrainingResult
-        A run of :func:`bnlessons.mlp.train`.
+        A run of :func:`bnlessons.training.train`.
     start_step, end_step : int
         The window :math:`[a, b]` of recorded steps; ``end_step=None`` means the last one.
 
     Returns
     -------
     NDArray[float64], shape (3,)
-        :math:`D_{15}, D_{50}, D_{85}`, in the order of :data:`bnlessons.mlp.PERCENTILES`.
+        :math:`D_{15}, D_{50}, D_{85}`, in the order of :data:`bnlessons.training.PERCENTILES`.
 
     Raises
     ------
@@ -110,7 +110,7 @@ def percentile_drift(
 
     Examples
     --------
-    >>> from bnlessons.mlp import TrainingConfig, train
+    >>> from bnlessons.training import TrainingConfig, train
     >>> from bnlessons.mnist import load_mnist
     >>> run = train(TrainingConfig(steps=200, eval_every=100), load_mnist())
     >>> drift = percentile_drift(run, start_step=100)

@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from bnlessons import _validate as _v
-from bnlessons.mlp import PERCENTILES, TrainingResult
+from bnlessons.training import PERCENTILES, TrainingResult
 
 __all__ = ["FIGURE_FORMATS", "figure1", "save_figure"]
 
@@ -44,7 +44,7 @@ def figure1(without_bn: TrainingResult, with_bn: TrainingResult) -> Figure:
     Parameters
     ----------
     without_bn, with_bn : TrainingResult
-        Runs of :func:`bnlessons.mlp.train` with ``batch_norm=False`` and ``True``.
+        Runs of :func:`bnlessons.training.train` with ``batch_norm=False`` and ``True``.
 
     Returns
     -------
@@ -53,7 +53,7 @@ def figure1(without_bn: TrainingResult, with_bn: TrainingResult) -> Figure:
 
     Examples
     --------
-    >>> from bnlessons.mlp import TrainingConfig, train
+    >>> from bnlessons.training import TrainingConfig, train
     >>> from bnlessons.mnist import load_mnist
     >>> data = load_mnist()
     >>> runs = [train(TrainingConfig(batch_norm=b, steps=20, eval_every=10), data)

@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
@@ -46,14 +44,12 @@ from bnlessons._typing import Float64Array
 
 __all__ = [
     "SEED_SHAPES",
-    "MeanEstimate",
     "chain_expected_output_norms",
     "chain_norm_bounds",
     "chi_mean",
     "expected_frobenius_norm",
     "fan_in_sigmas",
     "gaussian_chain_weights",
-    "mean_confidence_interval",
     "random_unit_vector",
     "rms_frobenius_norm",
     "sample_chain_output_norms",
@@ -871,103 +867,3 @@ def sample_spectral_norms(
     True
     """
     return _sample_matrix_norms(m, n, n_samples, sigma, rng, batch_size, _spectral_of_stack)
-
-
-# --------------------------------------------------------------------------- summaries
-@dataclass(frozen=True)
-class MeanEstimate:
-    """A Monte Carlo mean with its standard error and a normal-approximation interval.
-
-    Attributes
-    ----------
-    mean : float
-        Sample mean.
-    stderr : float
-        Standard error ``std(ddof=1) / sqrt(n)``.
-    low, high : float
-        Interval ``mean -/+ z * stderr``.
-    confidence : float
-        Nominal coverage of the interval.
-    n : int
-        Number of samples.
-    """
-
-    mean: float
-    stderr: float
-    low: float
-    high: float
-    confidence: float
-    n: int
-
-    @property
-    def half_width(self) -> float:
-        """Half the interval's width, ``z * stderr``.
-
-        Examples
-        --------
-        >>> MeanEstimate(1.0, 0.5, 0.0, 2.0, 0.95, 10).half_width
-        1.0
-        """
-        return (self.high - self.low) / 2.0
-
-    def contains(self, value: float) -> bool:
-        """Whether ``value`` lies in ``[low, high]``.
-
-        Examples
-        --------
-        >>> MeanEstimate(1.0, 0.5, 0.0, 2.0, 0.95, 10).contains(1.5)
-        True
-        """
-        return self.low <= value <= self.high
-
-
-def mean_confidence_interval(samples: ArrayLike, confidence: float = 0.95) -> MeanEstimate:
-    r"""Sample mean with a central-limit confidence interval.
-
-    .. math::
-
-        \bar{s} \pm z_{(1+c)/2} \frac{\hat\sigma}{\sqrt{n}}, \qquad
-        \hat\sigma^2 = \frac{1}{n-1}\sum_i (s_i - \bar{s})^2,
-
-    with :math:`z_{0.975} = 1.95996\ldots` for the default 95%. Valid for large ``n`` (a few
-    hundred or more) and finite variance, as for all norms in this module.
-
-    Parameters
-    ----------
-    samples : array_like
-        One-dimensional real samples, at least 2, all finite.
-    confidence : float, optional
-        Coverage in ``(0, 1)``; default 0.95.
-
-    Returns
-    -------
-    MeanEstimate
-
-    Raises
-    ------
-    ValueError
-        If fewer than 2 samples, not 1-D, non-finite values, or ``confidence`` not in (0, 1).
-    TypeError
-        If ``samples`` is not real numeric.
-
-    Examples
-    --------
-    >>> est = mean_confidence_interval([1.0, 2.0, 3.0, 4.0])
-    >>> est.mean, round(est.stderr, 4), round(est.low, 3), round(est.high, 3)
-    (2.5, 0.6455, 1.235, 3.765)
-    """
-    x = _v.real_array(samples, "samples")
-    if x.ndim != 1 or x.size < 2:
-        raise ValueError(f"samples: expected 1-D with at least 2 entries, got shape {x.shape}")
-    _v.probability(confidence, "confidence", open_interval=True)
-    mean = float(x.mean())
-    stderr = float(x.std(ddof=1)) / math.sqrt(x.size)
-    z = NormalDist().inv_cdf((1.0 + confidence) / 2.0)
-    return MeanEstimate(
-        mean=mean,
-        stderr=stderr,
-        low=mean - z * stderr,
-        high=mean + z * stderr,
-        confidence=float(confidence),
-        n=int(x.size),
-    )
