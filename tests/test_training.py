@@ -9,7 +9,15 @@ import pytest
 
 from bnlessons.mlp import SigmoidMLP
 from bnlessons.mnist import MnistData, load_mnist
-from bnlessons.training import PERCENTILES, TrainingConfig, evaluate, train, train_many
+from bnlessons.training import (
+    FIGURE1,
+    PERCENTILES,
+    TrainingConfig,
+    evaluate,
+    train,
+    train_many,
+    with_step0_in_training_mode,
+)
 
 
 @pytest.mark.parametrize(
@@ -158,3 +166,76 @@ def test_train_many_bad_arguments() -> None:
         train_many([TrainingConfig(steps=1)], data, processes=0)
     with pytest.raises(TypeError, match="configs"):
         train_many([None], data)  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize(("steps", "every"), [(1, 1), (25, 10), (30, 10), (7, 50), (500, 500)])
+def test_evaluation_steps_are_zero_every_multiple_and_the_end(steps: int, every: int) -> None:
+    config = TrainingConfig(steps=steps, eval_every=every)
+    expected = tuple(s for s in range(steps + 1) if s % every == 0 or s == steps)
+    assert config.evaluation_steps == expected
+
+
+def test_train_records_at_the_evaluation_steps(small_data: MnistData) -> None:
+    config = TrainingConfig(steps=23, eval_every=10, batch_size=20)
+    assert train(config, small_data).steps.tolist() == list(config.evaluation_steps)
+
+
+def test_initial_network_is_the_first_draws_of_the_seed() -> None:
+    config = TrainingConfig(hidden_sizes=(6, 5), init_std=0.3, seed=11, batch_norm=False)
+    net = config.initial_network(inputs=4, classes=3)
+    rng = np.random.default_rng(11)
+    for w, shape in zip(net.weights, [(4, 6), (6, 5), (5, 3)], strict=True):
+        expected = (0.3 * rng.standard_normal(shape)).astype(np.float32)
+        np.testing.assert_array_equal(w, expected)
+    assert all(b is not None and not b.any() for b in net.biases)
+
+
+def test_initial_network_is_the_one_train_starts_from(small_data: MnistData) -> None:
+    config = TrainingConfig(steps=1, eval_every=1, batch_size=20, init_std=1.0)
+    net = config.initial_network()
+    recorded = train(config, small_data).sigmoid_input_percentiles[0]
+    x = small_data.test_images.reshape(len(small_data.test_images), -1).astype(np.float32) / 255
+    _, _, percentiles = evaluate(net, x, small_data.test_labels, unit=config.tracked_unit)
+    np.testing.assert_array_equal(percentiles, recorded)
+
+
+def test_figure1_preset_is_lesson_5s_run() -> None:
+    assert (
+        TrainingConfig(
+            batch_norm=True,
+            hidden_sizes=(100, 100, 100),
+            init_std=1.0,
+            learning_rate=0.1,
+            batch_size=60,
+            steps=50_000,
+            eval_every=500,
+            tracked_unit=0,
+            seed=0,
+            dtype=np.float32,
+        )
+        == FIGURE1
+    )
+
+
+def test_step0_in_training_mode_matches_a_float64_recomputation(small_data: MnistData) -> None:
+    config = TrainingConfig(steps=2, eval_every=1, batch_size=20, init_std=1.0, tracked_unit=3)
+    run = train(config, small_data)
+    moved = with_step0_in_training_mode(run, small_data)
+    np.testing.assert_array_equal(
+        moved.sigmoid_input_percentiles[1:], run.sigmoid_input_percentiles[1:]
+    )
+    # BN in training mode on the whole test set, from the seed's first draws, in float64
+    rng = np.random.default_rng(config.seed)
+    h = small_data.test_images.reshape(300, -1).astype(np.float64) / 255
+    for fan_in, fan_out in [(784, 100), (100, 100), (100, 100)]:
+        w = (config.init_std * rng.standard_normal((fan_in, fan_out))).astype(np.float32)
+        z = h @ w.astype(np.float64)
+        u = (z - z.mean(axis=0)) / np.sqrt(z.var(axis=0) + 1e-5)
+        h = 1 / (1 + np.exp(-u))
+    expected = np.percentile(u[:, 3], PERCENTILES)
+    np.testing.assert_allclose(moved.sigmoid_input_percentiles[0], expected, rtol=1e-4, atol=1e-5)
+    plain = train(dataclasses.replace(config, batch_norm=False), small_data)
+    np.testing.assert_array_equal(
+        with_step0_in_training_mode(plain, small_data).sigmoid_input_percentiles,
+        plain.sigmoid_input_percentiles,
+    )

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from bnlessons.gradients import chain_gradients
     from bnlessons.mlp import SigmoidMLP
     from bnlessons.mnist import load_mnist
-    from bnlessons.training import TrainingConfig, TrainingResult, train
+    from bnlessons.training import FIGURE1, TrainingConfig, TrainingResult, train
 
 #: Where each name of the package lives.
 _HOMES = {
@@ -37,12 +37,14 @@ _HOMES = {
     "chain_gradients": "gradients",
     "SigmoidMLP": "mlp",
     "load_mnist": "mnist",
+    "FIGURE1": "training",
     "TrainingConfig": "training",
     "TrainingResult": "training",
     "train": "training",
 }
 
 __all__ = [
+    "FIGURE1",
     "BatchNorm",
     "SigmoidMLP",
     "TrainingConfig",

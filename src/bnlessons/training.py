@@ -9,6 +9,7 @@ of the last hidden layer. A run is a function of its config (and data) alone, so
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import time
@@ -25,12 +26,14 @@ from bnlessons.mlp import SigmoidMLP, softmax_cross_entropy
 from bnlessons.mnist import MnistData, images_to_features
 
 __all__ = [
+    "FIGURE1",
     "PERCENTILES",
     "TrainingConfig",
     "TrainingResult",
     "evaluate",
     "train",
     "train_many",
+    "with_step0_in_training_mode",
 ]
 
 #: The percentiles of Figure 1 (b, c).
@@ -67,8 +70,9 @@ class TrainingConfig:
 
     Examples
     --------
-    >>> TrainingConfig(batch_norm=False, steps=1000).learning_rate
-    0.5
+    >>> config = TrainingConfig(batch_norm=False, steps=1000)
+    >>> config.learning_rate, config.evaluation_steps[:3], config.evaluation_steps[-1]
+    (0.5, (0, 500, 1000), 1000)
     """
 
     batch_norm: bool = True
@@ -101,6 +105,65 @@ class TrainingConfig:
                 _v.expected("tracked_unit", f"a unit in [0, {self.hidden_sizes[-1]})", unit)
             )
         _v.float_dtype(self.dtype)
+
+    @property
+    def evaluation_steps(self) -> tuple[int, ...]:
+        """The steps after which :func:`train` evaluates: 0, every ``eval_every``, and ``steps``.
+
+        Examples
+        --------
+        >>> TrainingConfig(steps=25, eval_every=10).evaluation_steps
+        (0, 10, 20, 25)
+        """
+        return (*range(0, self.steps, self.eval_every), self.steps)
+
+    def initial_network(
+        self, *, inputs: int = 784, classes: int = 10, rng: np.random.Generator | None = None
+    ) -> SigmoidMLP:
+        """Return the network of this run at step 0, as :func:`train` builds it.
+
+        The weights are the first draws of ``numpy.random.default_rng(seed)`` (or of ``rng``,
+        which :func:`train` then goes on drawing the batch order from), so the network of any
+        recorded run can be rebuilt from its config.
+
+        Parameters
+        ----------
+        inputs, classes : int
+            Widths of the input and output layers (784 pixels and 10 digits for MNIST).
+        rng : numpy.random.Generator, optional
+            Source of the weights; default a fresh generator seeded with ``seed``.
+
+        Examples
+        --------
+        >>> net = TrainingConfig(hidden_sizes=(5,), seed=3).initial_network(inputs=4, classes=2)
+        >>> net.sizes, net.training
+        ((4, 5, 2), True)
+        """
+        return SigmoidMLP(
+            (inputs, *self.hidden_sizes, classes),
+            batch_norm=self.batch_norm,
+            init_std=self.init_std,
+            rng=np.random.default_rng(self.seed) if rng is None else rng,
+            dtype=self.dtype,
+        )
+
+
+#: The run of lesson 5's Figure 1 (with BN; ``dataclasses.replace(FIGURE1, batch_norm=False)``
+#: is the baseline): the paper's 784-100-100-100-10 network, 50,000 SGD steps on batches of 60,
+#: with the scales the paper does not state chosen in lesson 5: initial weights N(0, 1) and
+#: learning rate 0.1. It is the default of ``python -m bnlessons figure1``.
+FIGURE1 = TrainingConfig(
+    batch_norm=True,
+    hidden_sizes=(100, 100, 100),
+    init_std=1.0,
+    learning_rate=0.1,
+    batch_size=60,
+    steps=50_000,
+    eval_every=500,
+    tracked_unit=0,
+    seed=0,
+    dtype=np.float32,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,16 +264,9 @@ def train(
     n, batch = x_train.shape[0], config.batch_size
     if n < batch:
         raise ValueError(f"data: expected at least batch_size={batch} training examples, got {n}")
-    classes = int(max(y_train.max(), y_test.max())) + 1
-    rng = np.random.default_rng(config.seed)
-    sizes = (x_train.shape[1], *config.hidden_sizes, max(classes, 10))
-    net = SigmoidMLP(
-        sizes,
-        batch_norm=config.batch_norm,
-        init_std=config.init_std,
-        rng=rng,
-        dtype=config.dtype,
-    )
+    classes = max(int(max(y_train.max(), y_test.max())) + 1, 10)
+    rng = np.random.default_rng(config.seed)  # the weights first, then the batch order
+    net = config.initial_network(inputs=x_train.shape[1], classes=classes, rng=rng)
     xb = np.empty((batch, x_train.shape[1]), config.dtype)
     yb = np.empty(batch, np.intp)
     per_epoch = n // batch
@@ -225,6 +281,7 @@ def train(
         if progress is not None:
             progress(step, accuracy)
 
+    evaluations = set(config.evaluation_steps)
     record(0)
     for step in range(1, config.steps + 1):
         k = (step - 1) % per_epoch
@@ -234,7 +291,7 @@ def train(
         np.take(x_train, idx, axis=0, out=xb)
         np.take(y_train, idx, out=yb)
         net.sgd_step(xb, yb, learning_rate=config.learning_rate)
-        if step % config.eval_every == 0 or step == config.steps:
+        if step in evaluations:
             record(step)
     seconds = time.perf_counter() - started
     return TrainingResult(
@@ -299,3 +356,48 @@ def train_many(
             i: pool.submit(train, configs[i], data) for i in order
         }
         return [futures[i].result() for i in range(len(configs))]
+
+
+def with_step0_in_training_mode(result: TrainingResult, data: MnistData) -> TrainingResult:
+    """Return ``result`` with its step-0 percentiles taken in training mode, as Figure 1 shows.
+
+    :func:`train` evaluates with BN in evaluation mode. At step 0 a BN network has seen no
+    batch, so its running averages still hold their initial values (mean 0, variance 1) and
+    it passes the raw, unnormalized input to the sigmoid, which is not what the sigmoid sees in
+    training. This rebuilds the initial network (:meth:`TrainingConfig.initial_network`), runs
+    the test set through it in training mode (BN normalizes with the statistics of the test set
+    as one batch) and puts the percentiles of the tracked input in place of the recorded
+    step-0 ones. Without BN both modes compute the same, and the result is equal to ``result``.
+
+    Parameters
+    ----------
+    result : TrainingResult
+        A run of :func:`train` on ``data``.
+    data : MnistData
+        The data of that run (its test set is used).
+
+    Returns
+    -------
+    TrainingResult
+        A copy of ``result`` whose ``sigmoid_input_percentiles[0]`` is replaced.
+
+    Examples
+    --------
+    >>> from bnlessons.mnist import load_mnist
+    >>> data = load_mnist()
+    >>> run = train(TrainingConfig(steps=10, eval_every=10, init_std=1.0), data)
+    >>> seen = with_step0_in_training_mode(run, data).sigmoid_input_percentiles
+    >>> bool(abs(seen[0, 1]) < 0.2), bool((seen[1:] == run.sigmoid_input_percentiles[1:]).all())
+    (True, True)
+    """
+    _v.instance(result, TrainingResult, "result")
+    _v.instance(data, MnistData, "data")
+    config = result.config
+    features = images_to_features(data.test_images, dtype=config.dtype)
+    classes = result.network.sizes[-1]
+    network = config.initial_network(inputs=features.shape[1], classes=classes)
+    network.forward(features)  # training mode: BN uses the statistics of this batch
+    tracked = network.pre_activations[-1][:, config.tracked_unit].astype(np.float64)
+    bands = result.sigmoid_input_percentiles.copy()
+    bands[0] = np.percentile(tracked, PERCENTILES)
+    return dataclasses.replace(result, sigmoid_input_percentiles=bands)
