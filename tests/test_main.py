@@ -53,6 +53,7 @@ def test_tiny_figure1_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert f"{record['without_bn']['test_accuracy'][-1]:.4f}" in final[0]
     assert f"{record['with_bn']['test_accuracy'][-1]:.4f}" in final[1]
     assert "100%" in captured.err  # the progress bar went to stderr
+    assert "8/8" in captured.err  # one tick per evaluation: (0, 5, 10, 12) for each run
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

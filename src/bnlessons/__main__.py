@@ -22,12 +22,12 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from bnlessons.figures import FIGURE_FORMATS, figure1, save_figure
 from bnlessons.mnist import MnistData, load_mnist
@@ -80,27 +80,6 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         fig.add_argument(flag, type=kind, default=default, help=f"{help_text} ({default})")
     fig.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser, fig
-
-
-class _ProgressBar:
-    """A one-line progress bar redrawn in place on a terminal stream."""
-
-    def __init__(self, total: int, stream: TextIO, *, width: int = 30) -> None:
-        self.total, self.stream, self.width = total, stream, width
-        self.done = 0
-        self.started = time.perf_counter()
-
-    def show(self, done: int, label: str) -> None:
-        self.done = done
-        filled = self.width * done // self.total
-        elapsed = time.perf_counter() - self.started
-        bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {100 * done // self.total:3d}% {elapsed:6.1f} s  {label}")
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
 
 
 def _curves(result: TrainingResult) -> dict[str, object]:
@@ -159,18 +138,11 @@ def _figure1(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         )
 
     configs = [dataclasses.replace(config, batch_norm=b) for b in (False, True)]
-    evaluations = len(config.evaluation_steps)
-    bar = None if args.no_progress else _ProgressBar(2 * evaluations, sys.stderr)
     results: list[TrainingResult] = []
-    for run in configs:
-        name = "with BN" if run.batch_norm else "without BN"
-        progress: Callable[[int, float], None] | None = None
-        if bar is not None:
-            progress = _make_progress(bar, name, run.steps)
-        results.append(train(run, data, progress=progress))
-    if bar is not None:
-        bar.close()
-
+    total = len(configs) * len(config.evaluation_steps)
+    with tqdm(total=total, unit="eval", file=sys.stderr, disable=args.no_progress) as bar:
+        for run in configs:
+            results.append(train(run, data, progress=_progress(bar, run)))
     without_bn, with_bn = (with_step0_in_training_mode(r, data) for r in results)
     save_figure(figure1(without_bn, with_bn), out)
     record = {
@@ -193,9 +165,13 @@ def _figure1(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def _make_progress(bar: _ProgressBar, name: str, steps: int) -> Callable[[int, float], None]:
+def _progress(bar: tqdm[Any], config: TrainingConfig) -> Callable[[int, float], None]:
+    """A ``train`` progress callback that moves ``bar`` one evaluation on."""
+    name = "with BN" if config.batch_norm else "without BN"
+
     def progress(step: int, accuracy: float) -> None:
-        bar.show(bar.done + 1, f"{name}: step {step}/{steps}, test acc {accuracy:.3f}")
+        bar.set_postfix_str(f"{name}: step {step}/{config.steps}, test acc {accuracy:.3f}")
+        bar.update(1)
 
     return progress
 
