@@ -28,8 +28,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from bnlessons import _validate as _v
 from bnlessons._blocks import affine, center, gradient_sums, input_gradient
-from bnlessons._typing import FloatArray
-from bnlessons.running_stats import ExponentialMovingAverage
+from bnlessons._typing import Float64Array, FloatArray
+from bnlessons.running_stats import moving_average_step
 
 __all__ = [
     "BatchNorm",
@@ -322,7 +322,8 @@ class BatchNorm:
 
     In training mode (the default) :meth:`forward` normalizes with the batch statistics
     (:func:`batchnorm_forward`) and folds them into exponential moving averages
-    (:class:`~bnlessons.running_stats.ExponentialMovingAverage`):
+    (:func:`~bnlessons.running_stats.moving_average_step`, the rule of
+    :class:`~bnlessons.running_stats.ExponentialMovingAverage`):
 
     .. math::
 
@@ -399,19 +400,18 @@ class BatchNorm:
         if self.affine:
             self.gamma = np.ones(num_features, dtype=param_dtype)
             self.beta = np.zeros(num_features, dtype=param_dtype)
-        self._mean_average: ExponentialMovingAverage | None = None
-        self._var_average: ExponentialMovingAverage | None = None
         self._momentum = _v.optional_probability(momentum, "momentum")
+        self.running_mean: FloatArray | None = None
+        self.running_var: FloatArray | None = None
+        self.num_batches_tracked: int | None = None
         if self.track_running_stats:
-            zeros, ones = np.zeros(num_features, param_dtype), np.ones(num_features, param_dtype)
-            self._mean_average = ExponentialMovingAverage(momentum, initial=zeros)
-            self._var_average = ExponentialMovingAverage(momentum, initial=ones)
+            self.running_mean = np.zeros(num_features, param_dtype)
+            self.running_var = np.ones(num_features, param_dtype)
+            self.num_batches_tracked = 0
         self.training = True
         self.grad_gamma: FloatArray | None = None
         self.grad_beta: FloatArray | None = None
         self._cache: BatchNormCache | _EvalCache | None = None
-
-    # -- running statistics (stored in the two moving averages) --------------------------
 
     @property
     def momentum(self) -> float | None:
@@ -421,36 +421,15 @@ class BatchNorm:
     @momentum.setter
     def momentum(self, value: float | None) -> None:
         self._momentum = _v.optional_probability(value, "momentum")
-        for average in (self._mean_average, self._var_average):
-            if average is not None:
-                average.momentum = self._momentum
 
-    @property
-    def running_mean(self) -> FloatArray | None:
-        """Running mean per channel (zeros initially; None without running statistics)."""
-        return None if self._mean_average is None else self._mean_average.value
-
-    @running_mean.setter
-    def running_mean(self, value: ArrayLike) -> None:
-        if self._mean_average is None:
-            raise ValueError("running_mean: expected track_running_stats=True, got False")
-        self._mean_average.value = value
-
-    @property
-    def running_var(self) -> FloatArray | None:
-        """Running unbiased variance per channel (ones initially; None without them)."""
-        return None if self._var_average is None else self._var_average.value
-
-    @running_var.setter
-    def running_var(self, value: ArrayLike) -> None:
-        if self._var_average is None:
-            raise ValueError("running_var: expected track_running_stats=True, got False")
-        self._var_average.value = value
-
-    @property
-    def num_batches_tracked(self) -> int | None:
-        """Training batches folded into the running statistics (None without them)."""
-        return None if self._mean_average is None else self._mean_average.count
+    def _track(self, mean: Float64Array, var: Float64Array) -> None:
+        """Fold one training batch's mean and unbiased variance into the running statistics."""
+        assert self.running_mean is not None and self.running_var is not None
+        assert self.num_batches_tracked is not None
+        self.num_batches_tracked += 1
+        weight = 1.0 / self.num_batches_tracked if self.momentum is None else self.momentum
+        moving_average_step(self.running_mean, mean, weight)
+        moving_average_step(self.running_var, var, weight)
 
     # -- modes ----------------------------------------------------------------------------
 
@@ -474,14 +453,14 @@ class BatchNorm:
         Algorithm 2's folded form (with :math:`\gamma = 1, \beta = 0` when ``affine=False``).
         Raises ValueError when no running statistics are tracked.
         """
-        if self._mean_average is None or self._var_average is None:
+        if self.running_mean is None or self.running_var is None:
             raise ValueError(
                 "inference_affine: expected track_running_stats=True, got False"
                 " (batch statistics are used in eval mode too)"
             )
-        inv_std = 1.0 / np.sqrt(self._var_average.value + self.eps)
+        inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
         scale = inv_std if self.gamma is None else self.gamma * inv_std
-        shift = -self._mean_average.value * scale
+        shift = -self.running_mean * scale
         if self.beta is not None:
             shift = shift + self.beta
         return scale, shift
@@ -495,22 +474,19 @@ class BatchNorm:
             raise ValueError(
                 f"x: expected {self.num_features} channels (axis 1), got shape {x.shape}"
             )
-        if self.training or self._mean_average is None or self._var_average is None:
+        if self.training or self.running_mean is None or self.running_var is None:
             # the last step's cache is not needed any more: its memory is reused
             last = self._cache.centered if isinstance(self._cache, BatchNormCache) else None
             y, cache = _forward(x, self.gamma, self.beta, eps=self.eps, centered=last)
-            if self.training and self._mean_average is not None and self._var_average is not None:
+            if self.training and self.track_running_stats:
                 count = cache.count
-                self._mean_average.update(cache.mean)
-                self._var_average.update(cache.var * (count / (count - 1)))  # unbiased
+                self._track(cache.mean, cache.var * (count / (count - 1)))  # unbiased variance
             self._cache = cache
             return y
         scale, shift = self.inference_affine()
         y = affine(np.ascontiguousarray(x), scale, shift)
-        inv_std = 1.0 / np.sqrt(self._var_average.value + self.eps)
-        self._cache = _EvalCache(
-            x=x, scale=scale, mean=self._mean_average.value.copy(), inv_std=inv_std
-        )
+        inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
+        self._cache = _EvalCache(x=x, scale=scale, mean=self.running_mean.copy(), inv_std=inv_std)
         return y
 
     __call__ = forward

@@ -22,7 +22,43 @@ from numpy.typing import ArrayLike, NDArray
 from bnlessons import _validate as _v
 from bnlessons._typing import Float64Array
 
-__all__ = ["ExponentialMovingAverage", "RunningMoments", "combine_moments"]
+__all__ = [
+    "ExponentialMovingAverage",
+    "RunningMoments",
+    "combine_moments",
+    "moving_average_step",
+]
+
+
+def moving_average_step(average: NDArray[Any], value: ArrayLike, weight: float) -> None:
+    r"""Fold ``value`` into ``average`` in place: :math:`a \leftarrow (1 - w)\, a + w\, v`.
+
+    The one update rule of every moving average here (:class:`ExponentialMovingAverage`, the
+    running statistics of :class:`bnlessons.batchnorm.BatchNorm`). A float ``value`` is first
+    converted to the average's dtype (arithmetic of mixed dtypes is slower).
+
+    Parameters
+    ----------
+    average : ndarray
+        The average, updated in place.
+    value : array_like
+        The new value, broadcastable to ``average``.
+    weight : float
+        :math:`w`, the weight of the new value (the momentum, or :math:`1/t` for the
+        cumulative average).
+
+    Examples
+    --------
+    >>> a = np.array([0.0, 10.0])
+    >>> moving_average_step(a, [10.0, 20.0], 0.1)
+    >>> a.tolist()
+    [1.0, 11.0]
+    """
+    new = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if new.dtype.kind == "f" and new.dtype != average.dtype:
+        new = new.astype(average.dtype)
+    average *= 1.0 - weight
+    average += weight * new
 
 
 class ExponentialMovingAverage:
@@ -99,12 +135,9 @@ class ExponentialMovingAverage:
             if average.ndim != 0 or self._count != 0:
                 raise ValueError(f"value: expected shape {average.shape}, got {new.shape}")
             average = self._value = np.full(new.shape, average, dtype=average.dtype)
-        if new.dtype.kind == "f" and new.dtype != average.dtype:
-            new = new.astype(average.dtype)  # the update in the average's dtype: mixed is slower
         self._count += 1
-        factor = 1.0 / self._count if self.momentum is None else self.momentum
-        average *= 1.0 - factor
-        average += factor * new
+        weight = 1.0 / self._count if self.momentum is None else self.momentum
+        moving_average_step(average, new, weight)
 
     def __repr__(self) -> str:
         return f"ExponentialMovingAverage(momentum={self.momentum}, count={self._count})"
