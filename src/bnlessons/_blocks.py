@@ -65,9 +65,9 @@ class Blocks:
     def coefficient(self, v: NDArray[Any], dtype: np.dtype[Any]) -> FloatArray:
         """Per-channel ``v`` (C,) laid out to multiply the blocks of the 2-D view.
 
-        For ``(N, C)`` in several blocks it is repeated down the rows of a block: numpy is
-        fastest, and steadiest, when both operands have the same shape. For ``(N*C, S)`` it
-        is a column, one value per row.
+        For ``(N, C)`` in several blocks it is repeated down the rows of a block, so that both
+        operands of a step have the same shape. For ``(N*C, S)`` it is a column, one value per
+        row.
         """
         v = v.astype(dtype, copy=False)
         if not self.by_column:

@@ -831,8 +831,7 @@ def sample_spectral_norms(
     :math:`s_{\max}(M) = \sqrt{\lambda_{\max}(M^T M)}`, computed with ``np.linalg.eigvalsh`` on
     the smaller Gram matrix (:math:`M^T M` or :math:`M M^T`); it agrees with
     ``np.linalg.svd(M, compute_uv=False)[0]`` to rounding (the Gram matrix only squares the
-    condition of the *small* singular values) and ran 1.5 to 2 times faster on stacks of 100x100
-    matrices. Compare with :func:`spectral_norm_bound`
+    condition of the *small* singular values). Compare with :func:`spectral_norm_bound`
     (:math:`E\|M\|_2 \le \sigma(\sqrt m + \sqrt n)`) and with :math:`\|M\|_2 \le \|M\|_F`.
 
     Parameters

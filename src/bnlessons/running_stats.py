@@ -157,9 +157,11 @@ def combine_moments(
         M_2 = \sum_j \Big( M_{2,j} + n_j (\mu_j - \mu)^2 \Big),
 
     exactly, because the deviations inside each piece sum to zero. Every term is
-    non-negative, so nothing cancels: this is how :class:`RunningMoments` merges, and how
-    batch normalization combines the statistics of the blocks of a batch (or of the shards
-    of a batch spread over devices). Accumulates in float64.
+    non-negative, so nothing cancels. This is how :class:`RunningMoments` merges, and how
+    synchronized batch normalization combines the statistics of the shards of a batch spread
+    over devices. (:func:`bnlessons.batchnorm.batch_moments` does not use it: it sums the
+    blocks of a batch for the mean, then the squared deviations from that mean.) Accumulates
+    in float64.
 
     Parameters
     ----------
