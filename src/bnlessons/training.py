@@ -44,6 +44,10 @@ PERCENTILES = (15.0, 50.0, 85.0)
 class TrainingConfig:
     """Hyperparameters of one Figure 1 training run.
 
+    The run of lesson 5's figure is the preset :data:`FIGURE1`; variants are
+    ``dataclasses.replace(FIGURE1, ...)``. The config also knows when :func:`train` evaluates
+    (:attr:`evaluation_steps`) and which network it starts from (:meth:`initial_network`).
+
     Attributes
     ----------
     batch_norm : bool
