@@ -170,7 +170,7 @@ class SigmoidMLP:
     def forward(self, x: FloatArray) -> FloatArray:
         """Return the logits of a batch ``x`` of shape (batch, sizes[0]).
 
-        The returned array and :attr:`pre_activations` are reused buffers: they are overwritten
+        The returned array and ``pre_activations`` are reused buffers: they are overwritten
         by the next forward pass of a batch of the same size.
         """
         if x.ndim != 2 or x.shape[1] != self.sizes[0] or x.dtype != self.dtype:
