@@ -23,8 +23,10 @@ export OMP_NUM_THREADS ?= 1
 
 help:
 	@echo "make html        build the site into $(BUILD)/html (creates $(VENV) on first use)"
-	@echo "make test        lint, type-check, unit tests, doctests, site build, browser test"
-	@echo "make doctest     Sphinx doctest builder + pytest --doctest-modules src"
+	@echo "make test        lint, type-check, unit tests + module doctests, site build and its"
+	@echo "                 doctests, browser test"
+	@echo "make unit        pytest: tests/ and the docstring examples of src/ and tools/"
+	@echo "make doctest     Sphinx doctest builder (the docs' examples; module doctests: unit)"
 	@echo "make serve       serve $(BUILD)/html on 127.0.0.1:$(PORT)"
 	@echo "make portability every lesson cold and the tests under several BLAS kernels (CI)"
 	@echo "make bench       library and training benchmarks"
@@ -44,10 +46,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict src tools
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -m "not browser" tests --doctest-modules src
+	$(BIN)/python -m pytest -m "not browser" tests --doctest-modules src tools
 
 test: lint typecheck unit doctest html browser-test
 
@@ -64,7 +66,6 @@ html: $(STAMP) $(MATHJAX)
 
 doctest: $(STAMP) $(MATHJAX)
 	$(BIN)/sphinx-build -b doctest $(SPHINXOPTS) . $(BUILD)/doctest
-	$(BIN)/python -m pytest --doctest-modules src
 
 serve: html
 	@echo "Serving $(BUILD)/html at http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"

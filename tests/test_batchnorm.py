@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bnlessons.batchnorm import BatchNorm, BatchNormCache, batchnorm_backward, batchnorm_forward
-from bnlessons.gradients import numerical_gradient, relative_error
+from bnlessons.checks import numerical_gradient, relative_error
 
 SHAPES = [(7, 3), (5, 4, 6), (3, 2, 4, 5), (2, 3, 2, 2, 3)]
 # Finite-difference step: the central difference errs by O(h**2) (truncation) plus
@@ -237,6 +237,22 @@ def test_momentum_none_is_the_cumulative_average() -> None:
     unbiased = [reference_stats(x)[1] * 6 / 5 for x in xs]
     np.testing.assert_allclose(bn.running_mean, np.mean(means, axis=0), rtol=1e-12)
     np.testing.assert_allclose(bn.running_var, np.mean(unbiased, axis=0), rtol=1e-12)
+
+
+def test_changing_momentum_changes_the_next_update_only() -> None:
+    """One momentum, one batch counter (PyTorch's model): a new momentum takes effect at once."""
+    bn = BatchNorm(2, momentum=0.1)
+    xs = [batch((6, 2), seed=40 + k, loc=1.0) for k in range(3)]
+    bn(xs[0])
+    bn.momentum = 0.5
+    bn(xs[1])
+    bn.momentum = None  # cumulative from here: the weight is 1 / num_batches_tracked
+    bn(xs[2])
+    expected = np.zeros(2)
+    for x, weight in zip(xs, [0.1, 0.5, 1 / 3], strict=True):
+        expected = (1 - weight) * expected + weight * reference_stats(x)[0]
+    np.testing.assert_allclose(bn.running_mean, expected, rtol=1e-12)
+    assert bn.num_batches_tracked == 3
 
 
 @pytest.mark.parametrize("shape", [(8, 3), (3, 3, 4, 2)])

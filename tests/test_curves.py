@@ -7,7 +7,8 @@ import pytest
 from numpy.typing import NDArray
 
 from bnlessons.curves import percentile_drift, steps_to_accuracy
-from bnlessons.mlp import SigmoidMLP, TrainingConfig, TrainingResult
+from bnlessons.mlp import SigmoidMLP
+from bnlessons.training import TrainingConfig, TrainingResult
 
 
 def make_result(

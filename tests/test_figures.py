@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from bnlessons.figures import figure1, save_figure
-from bnlessons.mlp import SigmoidMLP, TrainingConfig, TrainingResult
+from bnlessons.mlp import SigmoidMLP
+from bnlessons.training import TrainingConfig, TrainingResult
 
 
 def fake_result(batch_norm: bool, seed: int) -> TrainingResult:
@@ -85,16 +86,16 @@ def test_png_carries_no_software_version(
 
 def test_runs_in_the_wrong_order(runs: tuple[TrainingResult, TrainingResult]) -> None:
     without_bn, with_bn = runs
-    with pytest.raises(ValueError, match="without_bn must come from a run with batch_norm=False"):
+    with pytest.raises(ValueError, match="without_bn: expected a run with batch_norm=False"):
         figure1(with_bn, without_bn)
-    with pytest.raises(ValueError, match="with_bn must come from a run with batch_norm=True"):
+    with pytest.raises(ValueError, match="with_bn: expected a run with batch_norm=True"):
         figure1(without_bn, without_bn)
-    with pytest.raises(TypeError, match="with_bn must be a TrainingResult"):
+    with pytest.raises(TypeError, match="with_bn: expected a TrainingResult, got dict"):
         figure1(without_bn, {"steps": []})  # type: ignore[arg-type]
 
 
 def test_save_figure_rejects_unknown_format(
     runs: tuple[TrainingResult, TrainingResult], tmp_path: Path
 ) -> None:
-    with pytest.raises(ValueError, match=r"path must end in one of.*figure\.jpg"):
+    with pytest.raises(ValueError, match=r"path: expected a name ending in one of.*figure\.jpg"):
         save_figure(figure1(*runs), tmp_path / "figure.jpg")

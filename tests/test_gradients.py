@@ -4,37 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
+from bnlessons.checks import numerical_gradient, relative_error
 from bnlessons.gradients import (
     chain_forward,
     chain_gradient_norms,
     chain_gradients,
-    evaluate_matrix_expression,
-    matrix_expressions_equal,
     normalized_chain_gradients,
-    numerical_gradient,
-    relative_error,
-    symbolic_chain_gradients,
 )
 
 
-@pytest.fixture
-def seed_network() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The notes' network: W1 100x10, W2 100x100, W3 1x100, N(0,1) weights, ||x|| = 1."""
-    rng = np.random.default_rng(2018)
-    w1 = rng.standard_normal((100, 10))
-    w2 = rng.standard_normal((100, 100))
-    w3 = rng.standard_normal((1, 100))
-    x = rng.standard_normal(10)
-    x /= np.linalg.norm(x)
-    return w1, w2, w3, x
-
-
-# --------------------------------------------------------------------------- chain_gradients
 def test_seed_network_matches_finite_differences(seed_network: tuple[np.ndarray, ...]) -> None:
     w1, w2, w3, x = seed_network
     g1, g2, g3 = chain_gradients([w1, w2, w3], x)
@@ -237,204 +218,65 @@ def test_bad_normalized_chain_input() -> None:
         normalized_chain_gradients(ws, np.ones(2), np.ones((1, 1)))
     with pytest.raises(ValueError, match="B >= 2"):
         normalized_chain_gradients(ws, np.ones((2, 1)), np.ones((1, 1)))
-    with pytest.raises(ValueError, match="upstream must have the shape of y"):
+    with pytest.raises(ValueError, match="upstream: expected the shape of y"):
         normalized_chain_gradients(ws, np.ones((2, 4)), np.ones((1, 3)))
     with pytest.raises(TypeError):
         normalized_chain_gradients(ws, np.ones((2, 4)), np.array([["a"] * 4]))
 
 
 def test_bad_chain_gradient_norms_input() -> None:
-    with pytest.raises(ValueError, match="upstream=None requires a scalar output"):
+    with pytest.raises(ValueError, match=r"upstream: expected dL/dy .*got None"):
         chain_gradient_norms([np.ones((2, 2))], np.ones(2))
 
 
-# --------------------------------------------------------------------------- numerical_gradient
-def test_numerical_gradient_quadratic_form() -> None:
-    rng = np.random.default_rng(3)
-    a = rng.standard_normal((4, 4))
-    x = rng.standard_normal(4)
-    x0 = x.copy()
-    num = numerical_gradient(lambda v: float(v @ a @ v), x)
-    # d/dx x^T A x = (A + A^T) x; central differences are exact for quadratics up to rounding
-    np.testing.assert_allclose(num, (a + a.T) @ x0, rtol=1e-7, atol=1e-8)
-    np.testing.assert_array_equal(x, x0)
-
-
-def test_numerical_gradient_restores_x_when_f_raises() -> None:
-    x = np.array([1.0, 2.0])
-    x0 = x.copy()
-
-    def bad(v: np.ndarray) -> float:
-        raise RuntimeError("boom")
-
-    with pytest.raises(RuntimeError):
-        numerical_gradient(bad, x)
-    np.testing.assert_array_equal(x, x0)
-
-
-def test_numerical_gradient_matrix_and_size_one_output() -> None:
-    x = np.array([[1.0, 2.0], [3.0, 4.0]])
-    num = numerical_gradient(lambda m: np.array([[np.sum(m**3)]]), x)  # type: ignore[arg-type,return-value]
-    np.testing.assert_allclose(num, 3 * x**2, rtol=1e-6)
-
-
-# --------------------------------------------------------------------------- relative_error
-finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
-
-
-@given(hnp.arrays(np.float64, st.integers(1, 10), elements=finite), st.data())
-def test_property_relative_error_symmetric_and_bounded(a: np.ndarray, data: st.DataObject) -> None:
-    b = data.draw(hnp.arrays(np.float64, a.shape, elements=finite))
-    r = relative_error(a, b)
-    assert r == relative_error(b, a)
-    assert 0.0 <= r <= 1.0
-    assert relative_error(a, a) == 0.0
-
-
-def test_relative_error_definition() -> None:
-    assert relative_error([1.0, 2.0, 0.0], [1.1, 2.0, 0.0]) == pytest.approx(0.1 / 2.1)
-    assert relative_error([0.0], [0.0]) == 0.0
-    assert relative_error([1.0], [-1.0]) == 1.0
-    assert relative_error(np.empty(0), np.empty(0)) == 0.0
-
-
-# --------------------------------------------------------------------------- symbolic
-def test_symbolic_seed_network_latex_and_equality() -> None:
-    s = symbolic_chain_gradients()
-    assert [sympy.latex(d) for d in s.derivatives] == [
-        "W_{2}^{T} W_{3}^{T} x^{T}",
-        "W_{3}^{T} x^{T} W_{1}^{T}",
-        "x^{T} W_{1}^{T} W_{2}^{T}",
-    ]
-    assert [sympy.latex(n) for n in s.notes_forms] == [
-        r"\left(x W_{3} W_{2}\right)^{T}",
-        r"\left(W_{1} x W_{3}\right)^{T}",
-        r"\left(W_{2} W_{1} x\right)^{T}",
-    ]
-    assert s.all_equal()
-    for d, w in zip(s.derivatives, s.weights, strict=True):
-        assert d.shape == w.shape
-    # the hint grad_A tr(A B) = B^T applied to each rotated trace gives the notes' form
-    for tr, w, n in zip(s.cyclic_traces, s.weights, s.notes_forms, strict=True):
-        assert matrix_expressions_equal(sympy.diff(tr, w), n)
-
-
-def test_symbolic_matches_chain_gradients_numerically(
-    seed_network: tuple[np.ndarray, ...],
-) -> None:
-    w1, w2, w3, x = seed_network
-    s = symbolic_chain_gradients()
-    values = dict(zip((*s.weights, s.x), (w1, w2, w3, x), strict=True))
-    for d, n, g in zip(
-        s.derivatives, s.notes_forms, chain_gradients([w1, w2, w3], x), strict=True
-    ):
-        # Rounding of a matrix product is bounded relative to the size of the terms, not of
-        # each entry (an entry that cancels can differ relatively by more): the tolerance is
-        # set on the largest entry, so the test holds for every BLAS kernel.
-        atol = 1e-12 * np.abs(g).max()
-        np.testing.assert_allclose(evaluate_matrix_expression(d, values), g, rtol=0, atol=atol)
-        np.testing.assert_allclose(evaluate_matrix_expression(n, values), g, rtol=0, atol=atol)
-
-
-def test_symbolic_longer_chain() -> None:
-    s = symbolic_chain_gradients((2, 3, 4, 5, 1))
-    assert len(s.derivatives) == 4
-    assert s.all_equal()
-    assert sympy.latex(s.notes_forms[1]) == r"\left(W_{1} x W_{4} W_{3}\right)^{T}"
-
-
-def test_matrix_expressions_equal_detects_difference() -> None:
-    a = sympy.MatrixSymbol("A", 3, 3)
-    b = sympy.MatrixSymbol("B", 3, 3)
-    assert matrix_expressions_equal(sympy.Transpose(a * b), b.T * a.T)
-    assert not matrix_expressions_equal(sympy.Transpose(a * b), a.T * b.T)
-
-
-# --------------------------------------------------------------------------- bad input
 W1, W2, W3 = np.ones((4, 2)), np.ones((4, 4)), np.ones((1, 4))
 
 
 def test_bad_chain_shapes_do_not_compose() -> None:
-    with pytest.raises(ValueError, match=r"weights\[1\] \(W2\).*\(3, 5\).*expected 5 == rows"):
+    with pytest.raises(
+        ValueError, match=r"weights\[1\] \(W2\): expected 4 columns .*got shape \(3, 5\)"
+    ):
         chain_gradients([W1, np.ones((3, 5))], np.ones(2))
 
 
 def test_bad_x_does_not_match_w1() -> None:
-    with pytest.raises(ValueError, match=r"x must have length 2 .*got shape \(3,\)"):
+    with pytest.raises(ValueError, match=r"x: expected length 2 .*got shape \(3,\)"):
         chain_gradients([W1, W2, W3], np.ones(3))
-    with pytest.raises(ValueError, match=r"x must have 2 rows.*got shape \(3, 1\)"):
+    with pytest.raises(ValueError, match=r"x: expected 2 rows.*got shape \(3, 1\)"):
         chain_forward([W1, W2, W3], np.ones((3, 1)))
-    with pytest.raises(ValueError, match=r"x must be a vector .*got shape \(2, 1, 1\)"):
+    with pytest.raises(ValueError, match=r"x: expected a vector .*got shape \(2, 1, 1\)"):
         chain_gradients([W1], np.ones((2, 1, 1)), upstream=np.ones(4))
 
 
 def test_bad_upstream_shape() -> None:
-    with pytest.raises(ValueError, match=r"upstream must have the shape of y.*\(4,\).*got shape"):
+    with pytest.raises(ValueError, match=r"upstream: expected the shape of y.*\(4,\).*got shape"):
         chain_gradients([W1, W2], np.ones(2), upstream=np.ones(3))
-    with pytest.raises(ValueError, match=r"upstream.*expected \(4, 5\), got shape \(4,\)"):
+    with pytest.raises(ValueError, match=r"upstream: expected .*\(4, 5\), got shape \(4,\)"):
         chain_gradients([W1, W2], np.ones((2, 5)), upstream=np.ones(4))
 
 
 def test_bad_upstream_none_with_vector_output() -> None:
-    with pytest.raises(
-        ValueError, match=r"upstream=None requires a scalar output.*got y of shape"
-    ):
+    with pytest.raises(ValueError, match=r"upstream: expected dL/dy .*\(4,\).*got None"):
         chain_gradients([W1, W2], np.ones(2))
-    with pytest.raises(ValueError, match=r"upstream=None.*\(1, 3\)"):
+    with pytest.raises(ValueError, match=r"upstream: expected .*\(1, 3\).*got None"):
         chain_gradients([W1, W2, W3], np.ones((2, 3)))
 
 
 def test_bad_weights_not_2d_empty_or_wrong_type() -> None:
-    with pytest.raises(ValueError, match=r"weights\[0\] \(W1\) must be a 2-D matrix, got shape"):
+    with pytest.raises(ValueError, match=r"weights\[0\] \(W1\): expected a 2-D matrix, got shape"):
         chain_gradients([np.ones(3)], np.ones(3), upstream=np.ones(1))
-    with pytest.raises(ValueError, match="at least one matrix"):
+    with pytest.raises(ValueError, match="weights: expected at least one matrix"):
         chain_gradients([], np.ones(3))
-    with pytest.raises(TypeError, match="weights must be a sequence"):
+    with pytest.raises(TypeError, match="weights: expected a sequence"):
         chain_gradients(np.ones((2, 2)), np.ones(2))
 
 
 def test_bad_dtype_and_non_finite() -> None:
-    with pytest.raises(TypeError, match=r"weights\[0\].*real numeric dtype, got dtype <U1"):
+    with pytest.raises(
+        TypeError, match=r"weights\[0\] \(W1\): expected a real numeric array, got dtype <U1"
+    ):
         chain_gradients([np.array([["a"]])], np.ones(1))
-    with pytest.raises(TypeError, match="x must have a real numeric dtype, got dtype complex"):
+    with pytest.raises(TypeError, match="x: expected a real numeric array, got dtype complex"):
         chain_gradients([W1, W2, W3], np.ones(2, dtype=complex))
-    with pytest.raises(ValueError, match="upstream must contain only finite"):
+    with pytest.raises(ValueError, match="upstream: expected finite values, got NaN or inf"):
         chain_gradients([W1], np.ones(2), upstream=np.array([1, 1, 1, np.nan]))
-
-
-def test_bad_numerical_gradient_inputs() -> None:
-    with pytest.raises(TypeError, match=r"x must be a floating-point numpy array.*got int64"):
-        numerical_gradient(lambda v: 0.0, np.array([1, 2], dtype=np.int64))
-    with pytest.raises(TypeError, match="got list"):
-        numerical_gradient(lambda v: 0.0, [1.0])  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match=r"h must be a positive finite float, got 0\.0"):
-        numerical_gradient(lambda v: 0.0, np.ones(2), h=0.0)
-    with pytest.raises(ValueError, match=r"f must return a scalar, got an array of shape \(2,\)"):
-        numerical_gradient(lambda v: v, np.ones(2))  # type: ignore[arg-type,return-value]
-
-
-def test_bad_relative_error_inputs() -> None:
-    with pytest.raises(ValueError, match=r"same shape, expected \(2,\) for b, got \(3,\)"):
-        relative_error(np.ones(2), np.ones(3))
-    with pytest.raises(TypeError, match="a must have a real numeric dtype"):
-        relative_error(np.array(["x"]), np.ones(1))
-
-
-def test_bad_symbolic_inputs() -> None:
-    with pytest.raises(ValueError, match=r"dims\[-1\] must be 1 .*got 2"):
-        symbolic_chain_gradients((3, 2))
-    with pytest.raises(ValueError, match=r"at least 2 entries.*got 1"):
-        symbolic_chain_gradients((3,))
-    with pytest.raises(ValueError, match=r"dims\[0\] must be >= 1, got 0"):
-        symbolic_chain_gradients((0, 1))
-    with pytest.raises(TypeError, match=r"dims\[1\] must be an int, got float"):
-        symbolic_chain_gradients((2, 1.0))  # type: ignore[arg-type]
-    s = symbolic_chain_gradients((2, 1))
-    with pytest.raises(ValueError, match="values must give every symbol"):
-        evaluate_matrix_expression(s.derivatives[0], {})
-    with pytest.raises(ValueError, match=r"values\[x\] must have shape \(2, 1\), got \(3, 1\)"):
-        evaluate_matrix_expression(s.derivatives[0], {s.x: np.ones(3)})
-    with pytest.raises(TypeError, match="expr must be a sympy matrix expression"):
-        evaluate_matrix_expression(1.0, {})
-    with pytest.raises(TypeError, match="a must be a sympy matrix expression"):
-        matrix_expressions_equal(1, s.x)

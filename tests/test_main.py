@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import struct
@@ -12,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bnlessons.__main__ import main
+from bnlessons.__main__ import _TUNABLE, _parser, main
+from bnlessons.training import FIGURE1
 
 
 def test_tiny_figure1_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -21,8 +23,18 @@ def test_tiny_figure1_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert status == 0
     assert out.read_bytes()[:4] == b"\x89PNG"
     record = json.loads(out.with_suffix(".json").read_text())
-    assert record["settings"]["steps"] == 12
-    assert record["settings"]["data"] == "bundled"
+    assert record["config"] == {
+        "hidden_sizes": [100, 100, 100],
+        "init_std": 1.0,
+        "learning_rate": 0.1,
+        "batch_size": 60,
+        "steps": 12,
+        "eval_every": 5,
+        "tracked_unit": 0,
+        "seed": 0,
+        "dtype": "float32",
+    }
+    assert record["data"]["source"] == "bundled"
     for key, batch_norm in (("without_bn", False), ("with_bn", True)):
         run = record[key]
         assert run["batch_norm"] is batch_norm
@@ -41,6 +53,7 @@ def test_tiny_figure1_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert f"{record['without_bn']['test_accuracy'][-1]:.4f}" in final[0]
     assert f"{record['with_bn']['test_accuracy'][-1]:.4f}" in final[1]
     assert "100%" in captured.err  # the progress bar went to stderr
+    assert "8/8" in captured.err  # one tick per evaluation: (0, 5, 10, 12) for each run
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -61,8 +74,8 @@ def test_data_dir_and_json_path(tmp_path: Path, capsys: pytest.CaptureFixture[st
     argv += ["--json", str(curves), "--data-dir", str(data_dir), "--no-progress"]
     assert main(argv) == 0
     record = json.loads(curves.read_text())
-    assert record["settings"]["train_examples"] == 40
-    assert record["settings"]["test_examples"] == 10
+    assert record["data"]["train_examples"] == 40
+    assert record["data"]["test_examples"] == 10
     assert out.read_text().startswith("<?xml")
     assert capsys.readouterr().err == ""
 
@@ -73,16 +86,19 @@ def test_data_dir_and_json_path(tmp_path: Path, capsys: pytest.CaptureFixture[st
         ([], "required: COMMAND"),
         (["figure2", "--out", "x.png"], "invalid choice: 'figure2'"),
         (["figure1"], "required: --out"),
-        (["figure1", "--out", "x.png", "--steps", "0"], "--steps: expected a positive integer"),
         (
-            ["figure1", "--out", "x.png", "--steps", "ten"],
-            "expected a positive integer, got 'ten'",
+            ["figure1", "--out", "x.png", "--steps", "0"],
+            "--steps: expected an int >= 1, got 0",
         ),
+        (["figure1", "--out", "x.png", "--steps", "ten"], "--steps: invalid int value: 'ten'"),
         (["figure1", "--out", "x.png", "--learning-rate", "-1"], "--learning-rate"),
         (["figure1", "--out", "x.png", "--init-std", "inf"], "--init-std"),
         (["figure1", "--out", "x.png", "--seed", "-2"], "--seed"),
-        (["figure1", "--out", "x.png", "--batch-size", "1"], "batch_size must be >= 2"),
-        (["figure1", "--out", "x.jpg"], "--out must end in one of"),
+        (
+            ["figure1", "--out", "x.png", "--batch-size", "1"],
+            "--batch-size: expected an int >= 2, got 1",
+        ),
+        (["figure1", "--out", "x.jpg"], "--out: expected a name ending in one of"),
         (["figure1", "--out", "missing-dir/x.png"], "--out: directory"),
         (["figure1", "--out", "x.png", "--data-dir", "no-such-dir"], "--data-dir: data_dir"),
         (["figure1", "--out", "x.png", "--bogus"], "unrecognized arguments: --bogus"),
@@ -127,3 +143,13 @@ def test_python_dash_m_entry_point() -> None:
     )
     assert done.returncode == 0
     assert "--data-dir" in done.stdout and "--steps" in done.stdout
+
+
+def test_defaults_are_the_figure1_preset() -> None:
+    """Every option of figure1 defaults to the field of FIGURE1 it sets, none to a literal."""
+    parser, _ = _parser()
+    args = parser.parse_args(["figure1", "--out", "x.png"])
+    for name, *_ in _TUNABLE:
+        assert getattr(args, name) == getattr(FIGURE1, name), name
+    assert {name for name, *_ in _TUNABLE} <= {f.name for f in dataclasses.fields(FIGURE1)}
+    assert (FIGURE1.init_std, FIGURE1.learning_rate, FIGURE1.steps) == (1.0, 0.1, 50_000)

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from bnlessons.mlp import (
-    PERCENTILES,
-    SigmoidMLP,
-    TrainingConfig,
-    evaluate,
-    softmax_cross_entropy,
-    train,
-    train_many,
-)
-from bnlessons.mnist import MnistData, load_mnist
+from bnlessons.mlp import SigmoidMLP, softmax_cross_entropy
 
 
 def central_difference(f: Callable[[], float], p: NDArray[np.float64], h: float) -> NDArray:
@@ -153,158 +143,21 @@ def test_forward_and_backward_reject_bad_input() -> None:
     net = small_net(False)
     with pytest.raises(ValueError, match="dlogits"):
         net.backward(np.zeros((2, 3)))
-    with pytest.raises(ValueError, match=r"x must be float64 of shape \(batch, 7\)"):
+    with pytest.raises(ValueError, match=r"x: expected float64 of shape \(batch, 7\)"):
         net.forward(np.zeros((2, 6)))
     with pytest.raises(ValueError, match="float32"):
         net.forward(np.zeros((2, 7), dtype=np.float32))
     net.forward(np.zeros((2, 7)))
-    with pytest.raises(ValueError, match=r"dlogits must have shape \(2, 3\)"):
+    with pytest.raises(ValueError, match=r"dlogits: expected shape \(2, 3\)"):
         net.backward(np.zeros((3, 3)))
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "error", "name"),
-    [
-        ({"batch_size": 1}, ValueError, "batch_size"),
-        ({"batch_size": 60.0}, TypeError, "batch_size"),
-        ({"steps": 0}, ValueError, "steps"),
-        ({"eval_every": -1}, ValueError, "eval_every"),
-        ({"learning_rate": 0.0}, ValueError, "learning_rate"),
-        ({"init_std": float("nan")}, ValueError, "init_std"),
-        ({"init_std": "0.1"}, ValueError, "init_std"),
-        ({"hidden_sizes": (100, 0)}, ValueError, "hidden_sizes"),
-        ({"hidden_sizes": ()}, ValueError, "hidden_sizes"),
-        ({"tracked_unit": 100}, ValueError, "tracked_unit"),
-        ({"batch_norm": 1}, TypeError, "batch_norm"),
-        ({"dtype": np.float16}, TypeError, "dtype"),
-        ({"seed": True}, TypeError, "seed"),
-    ],
-)
-def test_config_rejects_bad_values(kwargs: dict[str, object], error: type, name: str) -> None:
-    with pytest.raises(error, match=name):
-        TrainingConfig(**kwargs)  # type: ignore[arg-type]
-
-
-def test_config_is_frozen_and_keyword_only() -> None:
-    config = TrainingConfig()
-    assert (config.batch_size, config.hidden_sizes, config.steps) == (60, (100, 100, 100), 50_000)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        config.steps = 3  # type: ignore[misc]
-    with pytest.raises(TypeError):
-        TrainingConfig(True)  # type: ignore[misc]
-
-
-@pytest.fixture(scope="module")
-def data() -> MnistData:
-    return load_mnist()
-
-
-@pytest.fixture(scope="module")
-def small_data(data: MnistData) -> MnistData:
-    return MnistData(
-        data.train_images[:600],
-        data.train_labels[:600],
-        data.test_images[:300],
-        data.test_labels[:300],
-    )
-
-
-@pytest.mark.parametrize("batch_norm", [False, True])
-def test_training_is_deterministic_per_seed(small_data: MnistData, batch_norm: bool) -> None:
-    config = TrainingConfig(batch_norm=batch_norm, steps=40, eval_every=20, batch_size=30)
-    first, second = train(config, small_data), train(config, small_data)
-    assert first.config == second.config
-    for name in ("steps", "test_accuracy", "test_loss", "sigmoid_input_percentiles"):
-        np.testing.assert_array_equal(getattr(first, name), getattr(second, name))
-    for w1, w2 in zip(first.network.weights, second.network.weights, strict=True):
-        np.testing.assert_array_equal(w1, w2)
-    other = train(dataclasses.replace(config, seed=1), small_data)
-    assert not np.array_equal(other.network.weights[0], first.network.weights[0])
-
-
-@pytest.mark.parametrize("batch_norm", [False, True])
-def test_short_run_learns(data: MnistData, batch_norm: bool) -> None:
-    subset = MnistData(
-        data.train_images, data.train_labels, data.test_images[:500], data.test_labels[:500]
-    )
-    config = TrainingConfig(batch_norm=batch_norm, steps=400, eval_every=200)
-    result = train(config, subset)
-    assert result.steps.tolist() == [0, 200, 400]
-    assert result.test_accuracy[0] < 0.3  # ten classes: chance is about 0.1
-    assert result.final_accuracy > 0.6
-    assert result.test_loss[-1] < result.test_loss[0] / 2
-
-
-def test_recorded_percentiles_match_a_float64_recomputation(small_data: MnistData) -> None:
-    """Recompute the tracked sigmoid input from the weights with Algorithm 2, in float64."""
-    config = TrainingConfig(steps=30, eval_every=30, batch_size=20, tracked_unit=7)
-    result = train(config, small_data)
-    net = result.network
-    h = small_data.test_images.reshape(300, -1).astype(np.float64) / 255
-    u = h
-    for i, norm in enumerate(net.norms):
-        z = h @ net.weights[i].astype(np.float64)
-        assert norm.running_mean is not None and norm.running_var is not None
-        assert norm.gamma is not None and norm.beta is not None
-        u = (z - norm.running_mean) / np.sqrt(norm.running_var.astype(np.float64) + norm.eps)
-        u = u * norm.gamma + norm.beta
-        h = 1 / (1 + np.exp(-u))
-    expected = np.percentile(u[:, 7], PERCENTILES)
-    np.testing.assert_allclose(
-        result.sigmoid_input_percentiles[-1], expected, rtol=1e-4, atol=1e-5
-    )
-    logits = h @ net.weights[-1] + net.biases[-1]  # type: ignore[operator]
-    accuracy = np.mean(np.argmax(logits, axis=1) == small_data.test_labels)
-    assert result.final_accuracy == pytest.approx(accuracy, abs=1 / 300 + 1e-12)
-
-
-def test_evaluate_leaves_training_mode() -> None:
+def test_training_property_sets_every_bn_layer() -> None:
     net = small_net(True)
-    x = np.random.default_rng(5).normal(size=(4, 7))
-    evaluate(net, x, np.array([0, 1, 2, 0]), unit=0)
+    assert net.training and all(norm.training for norm in net.norms)
+    net.training = False
+    assert not net.training and not any(norm.training for norm in net.norms)
+    net.training = True
     assert all(norm.training for norm in net.norms)
-
-
-def test_progress_callback_sees_every_evaluation(small_data: MnistData) -> None:
-    seen: list[tuple[int, float]] = []
-    config = TrainingConfig(steps=25, eval_every=10, batch_size=20)
-    result = train(config, small_data, progress=lambda s, a: seen.append((s, a)))
-    assert [s for s, _ in seen] == [0, 10, 20, 25] == result.steps.tolist()
-    assert [a for _, a in seen] == result.test_accuracy.tolist()
-
-
-def test_train_rejects_batch_larger_than_data(small_data: MnistData) -> None:
-    tiny = MnistData(
-        small_data.train_images[:10],
-        small_data.train_labels[:10],
-        small_data.test_images[:5],
-        small_data.test_labels[:5],
-    )
-    with pytest.raises(ValueError, match="batch_size=60"):
-        train(TrainingConfig(steps=1), tiny)
-
-
-def test_train_many_equals_the_serial_loop_bit_for_bit() -> None:
-    data = load_mnist()
-    configs = [
-        TrainingConfig(batch_norm=b, steps=30, eval_every=10, init_std=s, seed=k)
-        for k, (b, s) in enumerate([(False, 0.1), (True, 1.0), (True, 0.1)])
-    ]
-    serial = [train(c, data) for c in configs]
-    parallel = train_many(configs, data, processes=2)
-    for one, other in zip(serial, parallel, strict=True):
-        assert one.config == other.config
-        np.testing.assert_array_equal(one.test_accuracy, other.test_accuracy)
-        np.testing.assert_array_equal(
-            one.sigmoid_input_percentiles, other.sigmoid_input_percentiles
-        )
-        for w, v in zip(one.network.weights, other.network.weights, strict=True):
-            np.testing.assert_array_equal(w, v)
-
-
-def test_train_many_bad_arguments() -> None:
-    data = load_mnist()
-    with pytest.raises(ValueError, match="processes"):
-        train_many([TrainingConfig(steps=1)], data, processes=0)
-    with pytest.raises(TypeError, match="configs"):
-        train_many([None], data)  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="training: expected a bool, got int"):
+        net.training = 1  # type: ignore[assignment]

@@ -15,16 +15,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bnlessons.checks import mean_confidence_interval
 from bnlessons.random_matrices import (
     SEED_SHAPES,
-    MeanEstimate,
     chain_expected_output_norms,
     chain_norm_bounds,
     chi_mean,
     expected_frobenius_norm,
     fan_in_sigmas,
     gaussian_chain_weights,
-    mean_confidence_interval,
     random_unit_vector,
     rms_frobenius_norm,
     sample_chain_output_norms,
@@ -275,123 +274,93 @@ def test_random_unit_vector_is_unit_and_isotropic() -> None:
 
 
 def test_bad_random_unit_vector() -> None:
-    with pytest.raises(ValueError, match="n must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="n: expected an int >= 1, got 0"):
         random_unit_vector(0)
-    with pytest.raises(TypeError, match="rng must be a numpy Generator"):
+    with pytest.raises(TypeError, match="rng: expected a numpy Generator"):
         random_unit_vector(3, rng=1.5)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- mean + interval
-def test_mean_confidence_interval_formula() -> None:
-    x = np.array([1.0, 2.0, 4.0, 8.0])
-    est = mean_confidence_interval(x)
-    se = x.std(ddof=1) / 2
-    assert isinstance(est, MeanEstimate)
-    assert est.mean == 3.75
-    assert est.stderr == pytest.approx(se)
-    assert est.low == pytest.approx(3.75 - 1.959963984540054 * se)
-    assert est.high == pytest.approx(3.75 + 1.959963984540054 * se)
-    assert est.half_width == pytest.approx(1.959963984540054 * se)
-    assert est.n == 4
-    assert est.contains(3.75)
-    assert not est.contains(100.0)
-
-
-def test_mean_confidence_interval_coverage() -> None:
-    rng = np.random.default_rng(51)
-    trials = 2000
-    hits = sum(
-        mean_confidence_interval(rng.exponential(size=400)).contains(1.0) for _ in range(trials)
-    )
-    # binomial(2000, 0.95): sd = sqrt(2000 * 0.95 * 0.05) = 9.7 hits; allow 4 sd
-    assert abs(hits - 0.95 * trials) < 4 * math.sqrt(trials * 0.95 * 0.05)
 
 
 # --------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("fn", [expected_frobenius_norm, rms_frobenius_norm, spectral_norm_bound])
 def test_bad_m_n_sigma(fn: object) -> None:
     f = fn  # type: ignore[assignment]
-    with pytest.raises(ValueError, match="m must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="m: expected an int >= 1, got 0"):
         f(0, 3)  # type: ignore[operator]
-    with pytest.raises(ValueError, match="n must be >= 1, got -2"):
+    with pytest.raises(ValueError, match="n: expected an int >= 1, got -2"):
         f(3, -2)  # type: ignore[operator]
-    with pytest.raises(ValueError, match=r"sigma must be a finite number > 0, got 0\.0"):
+    with pytest.raises(ValueError, match=r"sigma: expected a finite number > 0, got 0\.0"):
         f(3, 3, 0.0)  # type: ignore[operator]
-    with pytest.raises(ValueError, match=r"sigma must be a finite number > 0, got -1"):
+    with pytest.raises(ValueError, match=r"sigma: expected a finite number > 0, got -1"):
         f(3, 3, -1)  # type: ignore[operator]
-    with pytest.raises(ValueError, match="sigma must be a finite number > 0, got nan"):
+    with pytest.raises(ValueError, match="sigma: expected a finite number > 0, got nan"):
         f(3, 3, float("nan"))  # type: ignore[operator]
-    with pytest.raises(TypeError, match="m must be an int, got float"):
+    with pytest.raises(TypeError, match="m: expected an int >= 1, got float"):
         f(3.0, 3)  # type: ignore[operator]
-    with pytest.raises(TypeError, match="n must be an int, got bool"):
+    with pytest.raises(TypeError, match="n: expected an int >= 1, got bool"):
         f(3, True)  # type: ignore[operator]
-    with pytest.raises(TypeError, match="sigma must be a real number, got str"):
+    with pytest.raises(TypeError, match="sigma: expected a real number, got str"):
         f(3, 3, "1")  # type: ignore[operator]
 
 
 def test_bad_chi_mean_k() -> None:
-    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="k: expected an int >= 1, got 0"):
         chi_mean(0)
 
 
 def test_bad_chain_shapes_do_not_compose() -> None:
     with pytest.raises(
-        ValueError, match=r"do not compose: shapes\[1\] \(W2\).*n == 100.*got n = 10"
+        ValueError, match=r"shapes\[1\] \(W2\): expected n == 100.*got \(100, 10\)"
     ):
         chain_expected_output_norms([(100, 10), (100, 10)])
-    with pytest.raises(ValueError, match=r"shapes\[0\] must be an \(m, n\) pair, got \(1, 2, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"shapes\[0\]: expected an \(m, n\) pair, got \(1, 2, 3\)"
+    ):
         chain_norm_bounds([(1, 2, 3)])
     with pytest.raises(ValueError, match="at least one"):
         sample_chain_output_norms([])
-    with pytest.raises(ValueError, match=r"shapes\[0\]\[0\] \(m of W1\) must be >= 1, got 0"):
+    with pytest.raises(
+        ValueError, match=r"shapes\[0\]\[0\] \(m of W1\): expected an int >= 1, got 0"
+    ):
         gaussian_chain_weights([(0, 3)])
-    with pytest.raises(TypeError, match="shapes must be a sequence of"):
+    with pytest.raises(TypeError, match="shapes: expected a sequence of"):
         sample_chain_output_norms_full(np.ones((2, 2)))  # type: ignore[arg-type]
 
 
 def test_bad_sigma_per_layer() -> None:
-    with pytest.raises(ValueError, match="one entry per layer, expected 3, got 2"):
+    with pytest.raises(
+        ValueError, match=r"sigma: expected a float or one entry per layer \(3\), got 2"
+    ):
         chain_expected_output_norms(SEED_SHAPES, sigma=[1.0, 1.0])
-    with pytest.raises(ValueError, match=r"sigma\[1\] must be a finite number > 0, got 0\.0"):
+    with pytest.raises(ValueError, match=r"sigma\[1\]: expected a finite number > 0, got 0\.0"):
         chain_norm_bounds(SEED_SHAPES, sigma=[1.0, 0.0, 1.0])
-    with pytest.raises(ValueError, match=r"sigma must be a finite number > 0, got -1\.0"):
+    with pytest.raises(ValueError, match=r"sigma: expected a finite number > 0, got -1\.0"):
         sample_chain_output_norms(sigma=-1.0)
 
 
 def test_bad_x_does_not_match_w1() -> None:
-    with pytest.raises(ValueError, match=r"x must have shape \(10,\) or \(10, 1\).*got \(3,\)"):
+    with pytest.raises(ValueError, match=r"x: expected shape \(10,\) or \(10, 1\).*got \(3,\)"):
         sample_chain_output_norms(n_samples=5, x=np.ones(3))
-    with pytest.raises(ValueError, match=r"x must have shape \(10,\).*got \(1, 10\)"):
+    with pytest.raises(ValueError, match=r"x: expected shape \(10,\).*got \(1, 10\)"):
         sample_chain_output_norms_full(n_samples=5, x=np.ones((1, 10)))
-    with pytest.raises(ValueError, match=r"x_norm must be a finite number > 0, got 0\.0"):
+    with pytest.raises(ValueError, match=r"x_norm: expected a finite number > 0, got 0\.0"):
         chain_expected_output_norms(x_norm=0.0)
 
 
 def test_bad_sample_counts_rng_and_kind() -> None:
-    with pytest.raises(ValueError, match="n_samples must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="n_samples: expected an int >= 1, got 0"):
         sample_chain_output_norms(n_samples=0)
-    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="batch_size: expected an int >= 1, got 0"):
         sample_frobenius_norms(2, 2, 3, batch_size=0)
-    with pytest.raises(ValueError, match="m must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="m: expected an int >= 1, got 0"):
         sample_spectral_norms(0, 2, 3)
-    with pytest.raises(ValueError, match=r"sigma must be a finite number > 0, got 0\.0"):
+    with pytest.raises(ValueError, match=r"sigma: expected a finite number > 0, got 0\.0"):
         sample_spectral_norms(2, 2, 3, sigma=0.0)
     with pytest.raises(
-        TypeError, match="rng must be a numpy Generator, an int seed or None, got str"
+        TypeError, match="rng: expected a numpy Generator, an int seed or None, got str"
     ):
         sample_chain_output_norms(rng="seed")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="kind must be 'frobenius' or 'spectral', got 'l1'"):
+    with pytest.raises(ValueError, match="kind: expected 'frobenius' or 'spectral', got 'l1'"):
         chain_norm_bounds(kind="l1")  # type: ignore[arg-type]
-
-
-def test_bad_mean_confidence_interval_inputs() -> None:
-    with pytest.raises(ValueError, match=r"at least 2 entries, got shape \(1,\)"):
-        mean_confidence_interval([1.0])
-    with pytest.raises(ValueError, match=r"samples must be 1-D .*got shape \(2, 2\)"):
-        mean_confidence_interval(np.ones((2, 2)))
-    with pytest.raises(ValueError, match=r"confidence must be in \(0, 1\), got 1\.5"):
-        mean_confidence_interval([1.0, 2.0], confidence=1.5)
-    with pytest.raises(ValueError, match="samples must be finite"):
-        mean_confidence_interval([1.0, np.inf])
-    with pytest.raises(TypeError, match="samples must be real numeric"):
-        mean_confidence_interval(["a", "b"])

@@ -407,7 +407,10 @@ def test_api_page_documents_every_module() -> None:
             "batchnorm",
             "running_stats",
             "mnist",
+            "checks",
+            "symbolic",
             "mlp",
+            "training",
             "figures",
             "__main__",
         )

@@ -77,13 +77,19 @@ def test_markdown_table_escapes_math_pipes_in_header() -> None:
 @pytest.mark.parametrize(
     ("header", "columns", "formats", "kwargs", "message"),
     [
-        ([], [], "", {}, "at least one column"),
-        (["a", "b"], [[1]], "", {}, "one entry per header title"),
-        (["a", "b"], [[1], [1, 2]], "", {}, "same length"),
-        (["a"], [[1]], ["", ""], {}, "one per column"),
-        (["a"], [np.zeros((2, 2))], "", {}, "one-dimensional"),
-        (["a"], ["abc"], "", {}, "1-D array or a sequence"),
-        (["a"], [[1]], "", {"name": "tbl-x"}, "needs a caption"),
+        ([], [], "", {}, "header: expected at least one column"),
+        (["a", "b"], [[1]], "", {}, "columns: expected one entry per header title"),
+        (
+            ["a", "b"],
+            [[1], [1, 2]],
+            "",
+            {},
+            r"columns\[1\]: expected the length of columns\[0\], 1",
+        ),
+        (["a"], [[1]], ["", ""], {}, "formats: expected one string or one per column"),
+        (["a"], [np.zeros((2, 2))], "", {}, r"columns\[0\]: expected a 1-D array, got shape"),
+        (["a"], ["abc"], "", {}, r"columns\[0\]: expected a 1-D array or a sequence, got str"),
+        (["a"], [[1]], "", {"name": "tbl-x"}, "caption: expected a caption for the named table"),
     ],
 )
 def test_markdown_table_errors(

@@ -1,7 +1,12 @@
-"""Command line: ``python -m bnlessons figure1 --steps 50000 --out figure1.png``.
+"""Command line: ``python -m bnlessons figure1 --out figure1.png``.
 
 Trains the Figure 1 network without and with BN on the same data and seed, prints the final
-test accuracies, and writes the figure and a JSON file of the curves.
+test accuracies, and writes the figure and a JSON file of the curves. The defaults are the
+preset :data:`bnlessons.training.FIGURE1`, so without options it redraws lesson 5's figure,
+with the same final accuracies; each option overrides one field of it. The JSON records the
+configuration the two runs share under ``"config"`` (the fields of
+:class:`~bnlessons.training.TrainingConfig` by name; the runs differ only in ``batch_norm``,
+recorded with each run) and, per run, the curves the figure draws.
 """
 
 from __future__ import annotations
@@ -14,53 +19,43 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse
+import dataclasses
 import json
-import math
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
 
 from bnlessons.figures import FIGURE_FORMATS, figure1, save_figure
-from bnlessons.mlp import PERCENTILES, TrainingConfig, TrainingResult, train
 from bnlessons.mnist import MnistData, load_mnist
+from bnlessons.training import (
+    FIGURE1,
+    PERCENTILES,
+    TrainingConfig,
+    TrainingResult,
+    train,
+    with_step0_in_training_mode,
+)
 
 __all__ = ["main"]
 
 
-def _int_at_least(minimum: int, what: str) -> Callable[[str], int]:
-    """An argparse type: an integer ``>= minimum``, or a usage error saying what came."""
-
-    def parse(text: str) -> int:
-        error = argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        try:
-            value = int(text)
-        except ValueError:
-            raise error from None
-        if value < minimum:
-            raise error
-        return value
-
-    return parse
-
-
-_positive_int = _int_at_least(1, "a positive integer")
-_nonnegative_int = _int_at_least(0, "an integer >= 0")
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text!r}")
-    return value
+#: The fields of FIGURE1 that ``figure1`` takes as options (``--init-std`` sets ``init_std``).
+_TUNABLE: tuple[tuple[str, type, str], ...] = (
+    ("steps", int, "SGD steps"),
+    ("init_std", float, "std of the initial weights"),
+    ("learning_rate", float, "SGD step size"),
+    ("batch_size", int, "mini-batch size"),
+    ("eval_every", int, "steps between evaluations"),
+    ("seed", int, "seed of the weights and the batch order"),
+)
 
 
 def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
-    """The top-level parser and the ``figure1`` sub-parser."""
+    """The top-level parser and the ``figure1`` sub-parser (defaults: the preset FIGURE1)."""
     parser = argparse.ArgumentParser(
         prog="python -m bnlessons", description="Regenerate results of the lessons."
     )
@@ -69,9 +64,9 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "figure1",
         help="train the Figure 1 network with and without BN; draw Figure 1",
         description="Train the 784-100-100-100-10 sigmoid network with and without BN on "
-        "MNIST and draw Figure 1 of Ioffe & Szegedy (2015).",
+        "MNIST and draw Figure 1 of Ioffe & Szegedy (2015). The defaults are those of "
+        "lesson 5's figure (bnlessons.training.FIGURE1).",
     )
-    fig.add_argument("--steps", type=_positive_int, default=50_000, help="SGD steps (50000)")
     fig.add_argument(
         "--out", type=Path, required=True, help=f"figure file, one of {', '.join(FIGURE_FORMATS)}"
     )
@@ -79,34 +74,12 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     fig.add_argument(
         "--data-dir", type=Path, help="directory of MNIST IDX files (default: bundled 10k subset)"
     )
-    fig.add_argument("--init-std", type=_positive_float, default=0.1, help="weight std (0.1)")
-    fig.add_argument("--learning-rate", type=_positive_float, default=0.5, help="SGD rate (0.5)")
-    fig.add_argument("--batch-size", type=_positive_int, default=60, help="mini-batch (60)")
-    fig.add_argument("--eval-every", type=_positive_int, default=500, help="steps (500)")
-    fig.add_argument("--seed", type=_nonnegative_int, default=0, help="seed (0)")
+    for name, kind, help_text in _TUNABLE:
+        default = getattr(FIGURE1, name)
+        flag = "--" + name.replace("_", "-")
+        fig.add_argument(flag, type=kind, default=default, help=f"{help_text} ({default})")
     fig.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return parser, fig
-
-
-class _ProgressBar:
-    """A one-line progress bar redrawn in place on a terminal stream."""
-
-    def __init__(self, total: int, stream: TextIO, *, width: int = 30) -> None:
-        self.total, self.stream, self.width = total, stream, width
-        self.done = 0
-        self.started = time.perf_counter()
-
-    def show(self, done: int, label: str) -> None:
-        self.done = done
-        filled = self.width * done // self.total
-        elapsed = time.perf_counter() - self.started
-        bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {100 * done // self.total:3d}% {elapsed:6.1f} s  {label}")
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
 
 
 def _curves(result: TrainingResult) -> dict[str, object]:
@@ -123,11 +96,27 @@ def _curves(result: TrainingResult) -> dict[str, object]:
     }
 
 
+def _config_record(config: TrainingConfig) -> dict[str, object]:
+    """The fields of ``config`` by name, as JSON values (less ``batch_norm``)."""
+    record: dict[str, object] = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if field.name == "batch_norm":
+            continue
+        if field.name == "dtype":
+            value = np.dtype(value).name
+        elif isinstance(value, tuple):
+            value = list(value)
+        record[field.name] = value
+    return record
+
+
 def _figure1(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     out: Path = args.out
     json_path: Path = args.json if args.json is not None else out.with_suffix(".json")
     if out.suffix.lower() not in FIGURE_FORMATS:
-        parser.error(f"--out must end in one of {', '.join(FIGURE_FORMATS)}, got {str(out)!r}")
+        suffixes = ", ".join(FIGURE_FORMATS)
+        parser.error(f"--out: expected a name ending in one of {suffixes}, got {out.name!r}")
     for flag, path in (("--out", out), ("--json", json_path)):
         if not path.parent.is_dir():
             parser.error(f"{flag}: directory {str(path.parent)!r} does not exist")
@@ -136,54 +125,32 @@ def _figure1(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     except (OSError, ValueError) as err:
         parser.error(f"--data-dir: {err}")
     try:
-        configs = [
-            TrainingConfig(
-                batch_norm=batch_norm,
-                steps=args.steps,
-                eval_every=args.eval_every,
-                init_std=args.init_std,
-                learning_rate=args.learning_rate,
-                batch_size=args.batch_size,
-                seed=args.seed,
-            )
-            for batch_norm in (False, True)
-        ]
-    except (TypeError, ValueError) as err:
-        parser.error(str(err))
-    if args.batch_size > data.train_images.shape[0]:
+        config = dataclasses.replace(
+            FIGURE1, **{name: getattr(args, name) for name, *_ in _TUNABLE}
+        )
+    except (TypeError, ValueError) as err:  # "steps: expected ..." -> "argument --steps: ..."
+        name, _, reason = str(err).partition(": ")
+        parser.error(f"argument --{name.replace('_', '-')}: {reason}")
+    if config.batch_size > data.train_images.shape[0]:
         parser.error(
-            f"--batch-size {args.batch_size} exceeds the {data.train_images.shape[0]} "
+            f"--batch-size {config.batch_size} exceeds the {data.train_images.shape[0]} "
             "training examples"
         )
 
-    evaluations = -(-args.steps // args.eval_every) + 1
-    bar = None if args.no_progress else _ProgressBar(2 * evaluations, sys.stderr)
+    configs = [dataclasses.replace(config, batch_norm=b) for b in (False, True)]
     results: list[TrainingResult] = []
-    for config in configs:
-        name = "with BN" if config.batch_norm else "without BN"
-        offset = len(results) * evaluations
-        progress: Callable[[int, float], None] | None = None
-        if bar is not None:
-            progress = _make_progress(bar, offset, name, args.eval_every, args.steps)
-        results.append(train(config, data, progress=progress))
-    if bar is not None:
-        bar.close()
-
-    without_bn, with_bn = results
+    total = len(configs) * len(config.evaluation_steps)
+    with tqdm(total=total, unit="eval", file=sys.stderr, disable=args.no_progress) as bar:
+        for run in configs:
+            results.append(train(run, data, progress=_progress(bar, run)))
+    without_bn, with_bn = (with_step0_in_training_mode(r, data) for r in results)
     save_figure(figure1(without_bn, with_bn), out)
     record = {
-        "settings": {
-            "steps": args.steps,
-            "batch_size": args.batch_size,
-            "init_std": args.init_std,
-            "learning_rate": args.learning_rate,
-            "eval_every": args.eval_every,
-            "seed": args.seed,
-            "hidden_sizes": list(configs[0].hidden_sizes),
-            "tracked_unit": configs[0].tracked_unit,
+        "config": _config_record(config),
+        "data": {
+            "source": str(args.data_dir) if args.data_dir is not None else "bundled",
             "train_examples": int(data.train_images.shape[0]),
             "test_examples": int(data.test_images.shape[0]),
-            "data": str(args.data_dir) if args.data_dir is not None else "bundled",
         },
         "without_bn": _curves(without_bn),
         "with_bn": _curves(with_bn),
@@ -192,18 +159,19 @@ def _figure1(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     for name, result in (("without BN", without_bn), ("with BN", with_bn)):
         print(
             f"final test accuracy {name:10s}: {result.final_accuracy:.4f} "
-            f"({result.seconds:.1f} s for {args.steps} steps)"
+            f"({result.seconds:.1f} s for {config.steps} steps)"
         )
     print(f"wrote {out} and {json_path}")
     return 0
 
 
-def _make_progress(
-    bar: _ProgressBar, offset: int, name: str, every: int, steps: int
-) -> Callable[[int, float], None]:
+def _progress(bar: tqdm[Any], config: TrainingConfig) -> Callable[[int, float], None]:
+    """A ``train`` progress callback that moves ``bar`` one evaluation on."""
+    name = "with BN" if config.batch_norm else "without BN"
+
     def progress(step: int, accuracy: float) -> None:
-        index = -(-step // every)
-        bar.show(offset + index + 1, f"{name}: step {step}/{steps}, test acc {accuracy:.3f}")
+        bar.set_postfix_str(f"{name}: step {step}/{config.steps}, test acc {accuracy:.3f}")
+        bar.update(1)
 
     return progress
 

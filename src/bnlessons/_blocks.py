@@ -1,4 +1,4 @@
-"""Cache-blocked passes over a batch, the speed-up behind :mod:`bnlessons.batchnorm`.
+"""The kernels of :mod:`bnlessons.batchnorm`: cache-blocked passes over a batch.
 
 Each formula takes a few numpy steps (subtract, multiply, add). Done on whole arrays,
 every step is one trip through main memory, and on a large batch those trips, not the
@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-FloatArray = NDArray[np.floating[Any]]
-
+from bnlessons._typing import Float64Array, FloatArray
 
 _BLOCK_BYTES = 1 << 18  # 256 KiB: the few blocks a pass touches stay in the CPU caches
 _BLOCK_ROWS = 256  # at most, so that float32 column sums add few rounding errors
@@ -66,9 +65,9 @@ class Blocks:
     def coefficient(self, v: NDArray[Any], dtype: np.dtype[Any]) -> FloatArray:
         """Per-channel ``v`` (C,) laid out to multiply the blocks of the 2-D view.
 
-        For ``(N, C)`` in several blocks it is repeated down the rows of a block: numpy is
-        fastest, and steadiest, when both operands have the same shape. For ``(N*C, S)`` it
-        is a column, one value per row.
+        For ``(N, C)`` in several blocks it is repeated down the rows of a block, so that both
+        operands of a step have the same shape. For ``(N*C, S)`` it is a column, one value per
+        row.
         """
         v = v.astype(dtype, copy=False)
         if not self.by_column:
@@ -115,3 +114,110 @@ class Blocks:
             np.einsum("ij,ij->j", a, b, out=out)
         else:
             np.vecdot(a, b, out=out)  # along the last axis
+
+
+# ---------------------------------------------------------------------------
+# the kernels of batch normalization, each a pass or two over the batch
+
+
+def _check_mean(mean: Float64Array, dtype: np.dtype[Any]) -> None:
+    """NaN or inf anywhere in a channel makes its mean so: detect it there, at no cost."""
+    if not math.isfinite(np.add.reduce(mean)):
+        bad = np.flatnonzero(~np.isfinite(mean))[:10].tolist()
+        raise ValueError(
+            f"x: expected finite values, got NaN or inf (or a sum overflowing {dtype})"
+            f" in channel(s) {bad}"
+        )
+
+
+def center(x: FloatArray, centered: FloatArray) -> tuple[Float64Array, Float64Array]:
+    """Write ``centered = x - mean``; return the mean and the biased variance (two passes)."""
+    blocks = Blocks.of(x.shape, x.itemsize)
+    count = x.size // x.shape[1]
+    if blocks.whole:  # a small (N, C) batch: the formulas on whole arrays
+        mean = np.add.reduce(x, axis=0).astype(np.float64) / count  # <= 256 rows
+        _check_mean(mean, x.dtype)
+        np.subtract(x, mean.astype(x.dtype), out=centered)
+        var = np.einsum("ij,ij->j", centered, centered).astype(np.float64) / count
+        return mean, var
+    x2, d2 = blocks.view(x), blocks.view(centered)
+    sums, squares = blocks.partials(x.dtype), blocks.partials(x.dtype)
+    for j, rows in blocks.ranges:  # pass 1: the mean
+        blocks.sum(x2[rows], out=blocks.partial(sums, j, rows))
+    mean = blocks.total(sums) / count
+    _check_mean(mean, x.dtype)
+    shift = blocks.coefficient(mean, x.dtype)
+    for j, rows in blocks.ranges:  # pass 2: the deviations and their squares
+        d = d2[rows]
+        np.subtract(x2[rows], blocks.block(shift, rows), out=d)
+        blocks.dot(d, d, out=blocks.partial(squares, j, rows))
+    var = blocks.total(squares) / count
+    return mean, var
+
+
+def gradient_sums(dy: FloatArray, centered: FloatArray) -> tuple[Float64Array, Float64Array]:
+    """Per-channel ``sum(dy)`` and ``sum(dy * centered)``, one pass in blocks."""
+    blocks = Blocks.of(dy.shape, dy.itemsize)
+    if blocks.whole:
+        dot = np.einsum("ij,ij->j", dy, centered).astype(np.float64)
+        return np.add.reduce(dy, axis=0).astype(np.float64), dot
+    dy2, d2 = blocks.view(dy), blocks.view(centered)
+    sums, dots = blocks.partials(dy.dtype), blocks.partials(dy.dtype)
+    for j, rows in blocks.ranges:
+        blocks.sum(dy2[rows], out=blocks.partial(sums, j, rows))
+        blocks.dot(dy2[rows], d2[rows], out=blocks.partial(dots, j, rows))
+    return blocks.total(sums), blocks.total(dots)
+
+
+def affine(x: FloatArray, scale: NDArray[Any], shift: NDArray[Any] | None) -> FloatArray:
+    """Return ``x * scale + shift`` per channel (no shift if None), one pass in blocks."""
+    blocks = Blocks.of(x.shape, x.itemsize)
+    if blocks.whole:  # (copy=False: no copy of a vector already in x's dtype)
+        y = x * scale.astype(x.dtype, copy=False)
+        if shift is not None:
+            y += shift.astype(x.dtype, copy=False)
+        return y
+    y = np.empty_like(x)
+    x2, y2 = blocks.view(x), blocks.view(y)
+    factor = blocks.coefficient(scale, x.dtype)
+    offset = None if shift is None else blocks.coefficient(shift, x.dtype)
+    for _, rows in blocks.ranges:
+        yb = y2[rows]
+        np.multiply(x2[rows], blocks.block(factor, rows), out=yb)
+        if offset is not None:
+            yb += blocks.block(offset, rows)
+    return y
+
+
+def input_gradient(
+    dy: FloatArray,
+    centered: FloatArray,
+    along_centered: Float64Array,
+    along_one: Float64Array,
+    scale: Float64Array,
+) -> FloatArray:
+    """``dx = scale * (dy - centered * along_centered - along_one)`` per channel, in blocks.
+
+    The last pass of the BN backward: the per-channel vectors (C,) come from the first pass.
+    """
+    blocks = Blocks.of(centered.shape, centered.itemsize)
+    dtype = centered.dtype
+    slope = blocks.coefficient(along_centered, dtype)
+    offset = blocks.coefficient(along_one, dtype)
+    factor = blocks.coefficient(scale, dtype)
+    if blocks.whole:  # a small (N, C) batch: the formula on whole arrays
+        dx = centered * slope
+        dx += offset
+        np.subtract(dy, dx, out=dx)
+        dx *= factor
+        return dx
+    dy2, d2 = blocks.view(dy), blocks.view(centered)
+    dx = np.empty_like(centered)
+    dx2 = blocks.view(dx)
+    for _, rows in blocks.ranges:
+        dxb = dx2[rows]
+        np.multiply(d2[rows], blocks.block(slope, rows), out=dxb)
+        dxb += blocks.block(offset, rows)
+        np.subtract(dy2[rows], dxb, out=dxb)
+        dxb *= blocks.block(factor, rows)
+    return dx

@@ -20,12 +20,13 @@ was a hit, and the process id; the site build reports the lines per lesson.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
+import logging
 import os
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -66,6 +67,29 @@ def _log(root: Path, record: dict[str, Any]) -> None:
         log.write(line)
 
 
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _joblib_messages() -> Iterator[list[str]]:
+    """Collect joblib's warnings instead of printing them (into a lesson's output)."""
+    logger = logging.getLogger("joblib")
+    handler, propagate = _Collect(), logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 def cached(func: Callable[P, R]) -> Callable[P, R]:
     """Return ``func`` memoized in the experiment cache when ``BNLESSONS_CACHE_DIR`` is set.
 
@@ -83,15 +107,9 @@ def cached(func: Callable[P, R]) -> Callable[P, R]:
         memory = joblib.Memory(location, verbose=0)
         memorized = memory.cache(func)
         hit = bool(memorized.check_call_in_cache(*args, **kwargs))
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with _joblib_messages() as messages:  # joblib logs a bad entry, then recomputes
             result: R = memorized(*args, **kwargs)
-        corrupt = False
-        for warning in caught:  # joblib warns when an entry cannot be loaded, then recomputes
-            if "Exception while loading results" in str(warning.message):
-                corrupt = True
-            else:
-                warnings.warn(warning.message, warning.category, stacklevel=2)
+        corrupt = any("Exception while loading results" in m for m in messages)
         _log(
             location.parent,
             {

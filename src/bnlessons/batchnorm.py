@@ -26,8 +26,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from bnlessons._blocks import Blocks
-from bnlessons.running_stats import ExponentialMovingAverage, check_momentum
+from bnlessons import _validate as _v
+from bnlessons._blocks import affine, center, gradient_sums, input_gradient
+from bnlessons._typing import Float64Array, FloatArray
+from bnlessons.running_stats import moving_average_step
 
 __all__ = [
     "BatchNorm",
@@ -36,8 +38,6 @@ __all__ = [
     "batchnorm_backward",
     "batchnorm_forward",
 ]
-
-FloatArray = NDArray[np.floating[Any]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,22 +85,12 @@ class BatchNormCache:
 
 
 def _check_input(x: ArrayLike, name: str = "x") -> FloatArray:
-    array = np.asarray(x)
-    if array.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name}: expected a float32 or float64 array, got dtype {array.dtype}")
+    array = _v.float_array(x, name)
     if array.ndim < 2:
         raise ValueError(
             f"{name}: expected shape (N, C) or (N, C, *spatial), got shape {array.shape}"
         )
     return array
-
-
-def _check_eps(eps: float) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.floating)):
-        raise TypeError(f"eps: expected a positive float, got {type(eps).__name__}")
-    if not eps > 0 or not math.isfinite(eps):
-        raise ValueError(f"eps: expected a finite value > 0, got {eps!r}")
-    return float(eps)
 
 
 def _check_channel_vector(v: ArrayLike | None, name: str, channels: int) -> FloatArray | None:
@@ -130,47 +120,6 @@ def _check_grad(dy: ArrayLike, like: FloatArray) -> FloatArray:
 def _per_channel(v: NDArray[Any], x: FloatArray) -> FloatArray:
     """``v`` (shape (C,)) in x's dtype, shaped to broadcast along axis 1 of ``x``."""
     return v.astype(x.dtype, copy=False).reshape((-1,) + (1,) * (x.ndim - 2))
-
-
-# ---------------------------------------------------------------------------
-# two-pass moments (the blocked passes live in bnlessons._blocks)
-
-
-def _check_mean(mean: NDArray[np.float64], dtype: np.dtype[Any]) -> None:
-    """NaN or inf anywhere in a channel makes its mean so: detect it there, at no cost."""
-    if not math.isfinite(np.add.reduce(mean)):
-        bad = np.flatnonzero(~np.isfinite(mean))[:10].tolist()
-        raise ValueError(
-            f"x: expected finite values, got NaN or inf (or a sum overflowing {dtype})"
-            f" in channel(s) {bad}"
-        )
-
-
-def _center(
-    x: FloatArray, centered: FloatArray
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Write ``centered = x - mean``; return the mean and the biased variance (two passes)."""
-    blocks = Blocks.of(x.shape, x.itemsize)
-    count = x.size // x.shape[1]
-    if blocks.whole:  # a small (N, C) batch: the formulas on whole arrays
-        mean = np.add.reduce(x, axis=0).astype(np.float64) / count  # <= 256 rows
-        _check_mean(mean, x.dtype)
-        np.subtract(x, mean.astype(x.dtype), out=centered)
-        var = np.einsum("ij,ij->j", centered, centered).astype(np.float64) / count
-        return mean, var
-    x2, d2 = blocks.view(x), blocks.view(centered)
-    sums, squares = blocks.partials(x.dtype), blocks.partials(x.dtype)
-    for j, rows in blocks.ranges:  # pass 1: the mean
-        blocks.sum(x2[rows], out=blocks.partial(sums, j, rows))
-    mean = blocks.total(sums) / count
-    _check_mean(mean, x.dtype)
-    shift = blocks.coefficient(mean, x.dtype)
-    for j, rows in blocks.ranges:  # pass 2: the deviations and their squares
-        d = d2[rows]
-        np.subtract(x2[rows], blocks.block(shift, rows), out=d)
-        blocks.dot(d, d, out=blocks.partial(squares, j, rows))
-    var = blocks.total(squares) / count
-    return mean, var
 
 
 # ---------------------------------------------------------------------------
@@ -205,7 +154,7 @@ def batch_moments(x: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64
     ([2.0, 10.0], [1.0, 0.0])
     """
     x = np.ascontiguousarray(_check_input(x))
-    return _center(x, np.empty_like(x))
+    return center(x, np.empty_like(x))
 
 
 def batchnorm_forward(
@@ -272,7 +221,7 @@ def _forward(
     channels = x.shape[1]
     gamma = _check_channel_vector(gamma, "gamma", channels)
     beta = _check_channel_vector(beta, "beta", channels)
-    eps = _check_eps(eps)
+    eps = _v.positive_float(eps, "eps")
     count = x.size // channels
     if count < 2:
         raise ValueError(
@@ -281,12 +230,12 @@ def _forward(
         )
     if centered is None or centered.shape != x.shape or centered.dtype != x.dtype:
         centered = np.empty_like(x)
-    mean, var = _center(x, centered)
+    mean, var = center(x, centered)
     if not math.isfinite(np.add.reduce(var)):  # overflow: |x| near the largest float of its dtype
         raise ValueError(f"x: expected values whose variance is finite, got {var.max()}")
     inv_std = 1.0 / np.sqrt(var + eps)
     scale = inv_std if gamma is None else gamma * inv_std
-    y = _affine(centered, scale, beta)
+    y = affine(centered, scale, beta)
     cache = BatchNormCache(
         centered=centered, mean=mean, var=var, inv_std=inv_std, gamma=gamma, eps=eps
     )
@@ -340,72 +289,18 @@ def batchnorm_backward(
     >>> bool(np.abs(dx).max() < 1e-12), dbeta.tolist()
     (True, [3.0, 3.0])
     """
-    if not isinstance(cache, BatchNormCache):
-        raise TypeError(f"cache: expected a BatchNormCache, got {type(cache).__name__}")
+    _v.instance(cache, BatchNormCache, "cache")
     centered = cache.centered
     grad = _check_grad(dy, centered)
     dtype = centered.dtype
-    dbeta, dot = _gradient_sums(grad, centered)  # pass 1: the two sums
+    dbeta, dot = gradient_sums(grad, centered)  # pass 1: the two sums
     dgamma = dot * cache.inv_std  # sum(dy * x_hat)
 
     count = cache.count
     scale = cache.inv_std if cache.gamma is None else cache.gamma * cache.inv_std
-    blocks = Blocks.of(centered.shape, centered.itemsize)
-    along_centered = blocks.coefficient(dgamma * cache.inv_std / count, dtype)
-    along_one = blocks.coefficient(dbeta / count, dtype)
-    factor = blocks.coefficient(scale, dtype)
-    if blocks.whole:  # a small (N, C) batch: the formula on whole arrays
-        dx = centered * along_centered
-        dx += along_one
-        np.subtract(grad, dx, out=dx)
-        dx *= factor
-        return dx, dgamma.astype(dtype), dbeta.astype(dtype)
-    dy2, d2 = blocks.view(grad), blocks.view(centered)
-    dx = np.empty_like(centered)
-    dx2 = blocks.view(dx)
-    for _, rows in blocks.ranges:  # pass 2: dx = scale * (dy - (x_hat dgamma + dbeta) / m)
-        dxb = dx2[rows]
-        np.multiply(d2[rows], blocks.block(along_centered, rows), out=dxb)
-        dxb += blocks.block(along_one, rows)
-        np.subtract(dy2[rows], dxb, out=dxb)
-        dxb *= blocks.block(factor, rows)
+    # pass 2: dx = scale * (dy - (x_hat dgamma + dbeta) / m), x_hat = centered * inv_std
+    dx = input_gradient(grad, centered, dgamma * cache.inv_std / count, dbeta / count, scale)
     return dx, dgamma.astype(dtype), dbeta.astype(dtype)
-
-
-def _gradient_sums(
-    dy: FloatArray, centered: FloatArray
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Per-channel ``sum(dy)`` and ``sum(dy * centered)``, one pass in blocks."""
-    blocks = Blocks.of(dy.shape, dy.itemsize)
-    if blocks.whole:
-        dot = np.einsum("ij,ij->j", dy, centered).astype(np.float64)
-        return np.add.reduce(dy, axis=0).astype(np.float64), dot
-    dy2, d2 = blocks.view(dy), blocks.view(centered)
-    sums, dots = blocks.partials(dy.dtype), blocks.partials(dy.dtype)
-    for j, rows in blocks.ranges:
-        blocks.sum(dy2[rows], out=blocks.partial(sums, j, rows))
-        blocks.dot(dy2[rows], d2[rows], out=blocks.partial(dots, j, rows))
-    return blocks.total(sums), blocks.total(dots)
-
-
-def _affine(x: FloatArray, scale: NDArray[Any], shift: NDArray[Any] | None) -> FloatArray:
-    """Return ``x * scale + shift`` per channel (no shift if None), one pass in blocks."""
-    blocks = Blocks.of(x.shape, x.itemsize)
-    if blocks.whole:  # (copy=False: no copy of a vector already in x's dtype)
-        y = x * scale.astype(x.dtype, copy=False)
-        if shift is not None:
-            y += shift.astype(x.dtype, copy=False)
-        return y
-    y = np.empty_like(x)
-    x2, y2 = blocks.view(x), blocks.view(y)
-    factor = blocks.coefficient(scale, x.dtype)
-    offset = None if shift is None else blocks.coefficient(shift, x.dtype)
-    for _, rows in blocks.ranges:
-        yb = y2[rows]
-        np.multiply(x2[rows], blocks.block(factor, rows), out=yb)
-        if offset is not None:
-            yb += blocks.block(offset, rows)
-    return y
 
 
 # ---------------------------------------------------------------------------
@@ -427,7 +322,8 @@ class BatchNorm:
 
     In training mode (the default) :meth:`forward` normalizes with the batch statistics
     (:func:`batchnorm_forward`) and folds them into exponential moving averages
-    (:class:`~bnlessons.running_stats.ExponentialMovingAverage`):
+    (:func:`~bnlessons.running_stats.moving_average_step`, the rule of
+    :class:`~bnlessons.running_stats.ExponentialMovingAverage`):
 
     .. math::
 
@@ -493,17 +389,9 @@ class BatchNorm:
         track_running_stats: bool = True,
         dtype: type[np.floating[Any]] | np.dtype[Any] = np.float64,
     ) -> None:
-        if isinstance(num_features, bool) or not isinstance(num_features, (int, np.integer)):
-            raise TypeError(
-                f"num_features: expected an int >= 1, got {type(num_features).__name__}"
-            )
-        if num_features < 1:
-            raise ValueError(f"num_features: expected an int >= 1, got {num_features}")
-        param_dtype = np.dtype(dtype)
-        if param_dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype: expected float32 or float64, got {param_dtype}")
-        self.num_features = int(num_features)
-        self.eps = _check_eps(eps)
+        self.num_features = _v.positive_int(num_features, "num_features")
+        param_dtype = _v.float_dtype(dtype)
+        self.eps = _v.positive_float(eps, "eps")
         self.affine = bool(affine)
         self.track_running_stats = bool(track_running_stats)
         self.dtype = param_dtype
@@ -512,19 +400,18 @@ class BatchNorm:
         if self.affine:
             self.gamma = np.ones(num_features, dtype=param_dtype)
             self.beta = np.zeros(num_features, dtype=param_dtype)
-        self._mean_average: ExponentialMovingAverage | None = None
-        self._var_average: ExponentialMovingAverage | None = None
-        self._momentum = check_momentum(momentum)
+        self._momentum = _v.optional_probability(momentum, "momentum")
+        self.running_mean: FloatArray | None = None
+        self.running_var: FloatArray | None = None
+        self.num_batches_tracked: int | None = None
         if self.track_running_stats:
-            zeros, ones = np.zeros(num_features, param_dtype), np.ones(num_features, param_dtype)
-            self._mean_average = ExponentialMovingAverage(momentum, initial=zeros)
-            self._var_average = ExponentialMovingAverage(momentum, initial=ones)
+            self.running_mean = np.zeros(num_features, param_dtype)
+            self.running_var = np.ones(num_features, param_dtype)
+            self.num_batches_tracked = 0
         self.training = True
         self.grad_gamma: FloatArray | None = None
         self.grad_beta: FloatArray | None = None
         self._cache: BatchNormCache | _EvalCache | None = None
-
-    # -- running statistics (stored in the two moving averages) --------------------------
 
     @property
     def momentum(self) -> float | None:
@@ -533,37 +420,16 @@ class BatchNorm:
 
     @momentum.setter
     def momentum(self, value: float | None) -> None:
-        self._momentum = check_momentum(value)
-        for average in (self._mean_average, self._var_average):
-            if average is not None:
-                average.momentum = self._momentum
+        self._momentum = _v.optional_probability(value, "momentum")
 
-    @property
-    def running_mean(self) -> FloatArray | None:
-        """Running mean per channel (zeros initially; None without running statistics)."""
-        return None if self._mean_average is None else self._mean_average.value
-
-    @running_mean.setter
-    def running_mean(self, value: ArrayLike) -> None:
-        if self._mean_average is None:
-            raise ValueError("running_mean: expected track_running_stats=True, got False")
-        self._mean_average.value = value
-
-    @property
-    def running_var(self) -> FloatArray | None:
-        """Running unbiased variance per channel (ones initially; None without them)."""
-        return None if self._var_average is None else self._var_average.value
-
-    @running_var.setter
-    def running_var(self, value: ArrayLike) -> None:
-        if self._var_average is None:
-            raise ValueError("running_var: expected track_running_stats=True, got False")
-        self._var_average.value = value
-
-    @property
-    def num_batches_tracked(self) -> int | None:
-        """Training batches folded into the running statistics (None without them)."""
-        return None if self._mean_average is None else self._mean_average.count
+    def _track(self, mean: Float64Array, var: Float64Array) -> None:
+        """Fold one training batch's mean and unbiased variance into the running statistics."""
+        assert self.running_mean is not None and self.running_var is not None
+        assert self.num_batches_tracked is not None
+        self.num_batches_tracked += 1
+        weight = 1.0 / self.num_batches_tracked if self.momentum is None else self.momentum
+        moving_average_step(self.running_mean, mean, weight)
+        moving_average_step(self.running_var, var, weight)
 
     # -- modes ----------------------------------------------------------------------------
 
@@ -587,14 +453,14 @@ class BatchNorm:
         Algorithm 2's folded form (with :math:`\gamma = 1, \beta = 0` when ``affine=False``).
         Raises ValueError when no running statistics are tracked.
         """
-        if self._mean_average is None or self._var_average is None:
+        if self.running_mean is None or self.running_var is None:
             raise ValueError(
                 "inference_affine: expected track_running_stats=True, got False"
                 " (batch statistics are used in eval mode too)"
             )
-        inv_std = 1.0 / np.sqrt(self._var_average.value + self.eps)
+        inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
         scale = inv_std if self.gamma is None else self.gamma * inv_std
-        shift = -self._mean_average.value * scale
+        shift = -self.running_mean * scale
         if self.beta is not None:
             shift = shift + self.beta
         return scale, shift
@@ -608,22 +474,19 @@ class BatchNorm:
             raise ValueError(
                 f"x: expected {self.num_features} channels (axis 1), got shape {x.shape}"
             )
-        if self.training or self._mean_average is None or self._var_average is None:
+        if self.training or self.running_mean is None or self.running_var is None:
             # the last step's cache is not needed any more: its memory is reused
             last = self._cache.centered if isinstance(self._cache, BatchNormCache) else None
             y, cache = _forward(x, self.gamma, self.beta, eps=self.eps, centered=last)
-            if self.training and self._mean_average is not None and self._var_average is not None:
+            if self.training and self.track_running_stats:
                 count = cache.count
-                self._mean_average.update(cache.mean)
-                self._var_average.update(cache.var * (count / (count - 1)))  # unbiased
+                self._track(cache.mean, cache.var * (count / (count - 1)))  # unbiased variance
             self._cache = cache
             return y
         scale, shift = self.inference_affine()
-        y = _affine(np.ascontiguousarray(x), scale, shift)
-        inv_std = 1.0 / np.sqrt(self._var_average.value + self.eps)
-        self._cache = _EvalCache(
-            x=x, scale=scale, mean=self._mean_average.value.copy(), inv_std=inv_std
-        )
+        y = affine(np.ascontiguousarray(x), scale, shift)
+        inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
+        self._cache = _EvalCache(x=x, scale=scale, mean=self.running_mean.copy(), inv_std=inv_std)
         return y
 
     __call__ = forward
@@ -643,9 +506,9 @@ class BatchNorm:
             dx, dgamma, dbeta = batchnorm_backward(dy, cache)
         else:
             grad = _check_grad(dy, cache.x)
-            dx = _affine(grad, cache.scale, None)
+            dx = affine(grad, cache.scale, None)
             centered = cache.x - _per_channel(cache.mean, cache.x)
-            dbeta, dot = _gradient_sums(grad, centered)
+            dbeta, dot = gradient_sums(grad, centered)
             dgamma = dot * cache.inv_std
         if self.affine:  # dgamma, dbeta are new arrays: no copy needed if the dtype matches
             self.grad_gamma = dgamma.astype(self.dtype, copy=False)

@@ -1,6 +1,6 @@
 r"""Measures on the curves a training run records: time to an accuracy, drift of a distribution.
 
-:func:`bnlessons.mlp.train` records, every few steps, the test accuracy and the 15th, 50th and
+:func:`bnlessons.training.train` records, every few steps, the test accuracy and the 15th, 50th and
 85th percentiles of the input of one sigmoid (Figure 1 of Ioffe & Szegedy, 2015). Two numbers
 summarize what the paper reads off those curves by eye:
 
@@ -16,17 +16,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numpy.typing import NDArray
 
-from bnlessons.mlp import PERCENTILES, TrainingResult
+from bnlessons import _validate as _v
+from bnlessons._typing import Float64Array
+from bnlessons.training import PERCENTILES, TrainingResult
 
 __all__ = ["percentile_drift", "steps_to_accuracy"]
-
-
-def _check_result(result: object) -> TrainingResult:
-    if not isinstance(result, TrainingResult):
-        raise TypeError(f"result: expected a TrainingResult, got {type(result).__name__}")
-    return result
 
 
 def steps_to_accuracy(
@@ -41,7 +36,7 @@ def steps_to_accuracy(
     Parameters
     ----------
     result : TrainingResult
-        A run of :func:`bnlessons.mlp.train`.
+        A run of :func:`bnlessons.training.train`.
     target : float
         Accuracy to reach, in [0, 1].
     end_step : int or None
@@ -54,7 +49,7 @@ def steps_to_accuracy(
 
     Examples
     --------
-    >>> from bnlessons.mlp import TrainingConfig, train
+    >>> from bnlessons.training import TrainingConfig, train
     >>> from bnlessons.mnist import load_mnist
     >>> run = train(TrainingConfig(steps=200, eval_every=100), load_mnist())
     >>> run.steps.tolist()
@@ -64,14 +59,11 @@ def steps_to_accuracy(
     >>> steps_to_accuracy(run, float(run.test_accuracy[2]), end_step=100) is None
     True
     """
-    result = _check_result(result)
-    if isinstance(target, bool) or not isinstance(target, int | float | np.floating):
-        raise TypeError(f"target: expected a number in [0, 1], got {type(target).__name__}")
-    if not 0.0 <= float(target) <= 1.0:
-        raise ValueError(f"target: expected a number in [0, 1], got {target!r}")
-    if end_step is not None and (isinstance(end_step, bool) or not isinstance(end_step, int)):
-        raise TypeError(f"end_step: expected an int or None, got {type(end_step).__name__}")
-    reached = np.flatnonzero(result.test_accuracy >= float(target))
+    _v.instance(result, TrainingResult, "result")
+    target = _v.probability(target, "target")
+    if end_step is not None:
+        _v.integer(end_step, "end_step")
+    reached = np.flatnonzero(result.test_accuracy >= target)
     if end_step is not None:
         reached = reached[result.steps[reached] <= end_step]
     return int(result.steps[reached[0]]) if reached.size else None
@@ -79,7 +71,7 @@ def steps_to_accuracy(
 
 def percentile_drift(
     result: TrainingResult, *, start_step: int = 0, end_step: int | None = None
-) -> NDArray[np.float64]:
+) -> Float64Array:
     r"""Return how far each recorded percentile moves in a window, in units of the band's width.
 
     With :math:`P_q(t)` the :math:`q`-th percentile of the tracked sigmoid input at the
@@ -102,14 +94,14 @@ def percentile_drift(
     Parameters
     ----------
     result : TrainingResult
-        A run of :func:`bnlessons.mlp.train`.
+        A run of :func:`bnlessons.training.train`.
     start_step, end_step : int
         The window :math:`[a, b]` of recorded steps; ``end_step=None`` means the last one.
 
     Returns
     -------
     NDArray[float64], shape (3,)
-        :math:`D_{15}, D_{50}, D_{85}`, in the order of :data:`bnlessons.mlp.PERCENTILES`.
+        :math:`D_{15}, D_{50}, D_{85}`, in the order of :data:`bnlessons.training.PERCENTILES`.
 
     Raises
     ------
@@ -118,17 +110,17 @@ def percentile_drift(
 
     Examples
     --------
-    >>> from bnlessons.mlp import TrainingConfig, train
+    >>> from bnlessons.training import TrainingConfig, train
     >>> from bnlessons.mnist import load_mnist
     >>> run = train(TrainingConfig(steps=200, eval_every=100), load_mnist())
     >>> drift = percentile_drift(run, start_step=100)
     >>> drift.shape, bool(np.all(drift >= 0))
     ((3,), True)
     """
-    result = _check_result(result)
-    for name, value in (("start_step", start_step), ("end_step", end_step)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    _v.instance(result, TrainingResult, "result")
+    _v.integer(start_step, "start_step")
+    if end_step is not None:
+        _v.integer(end_step, "end_step")
     steps = result.steps
     last = int(steps[-1])
     end = last if end_step is None else end_step
@@ -148,8 +140,8 @@ def percentile_drift(
     width = float(inside[-1, high] - inside[-1, low])
     if not (width > 0 and math.isfinite(width)):
         raise ValueError(
-            f"result: the 15-85 band at step {int(steps[window][-1])} must have a positive "
-            f"width, got {width}"
+            f"result: expected a 15-85 band of positive width at step "
+            f"{int(steps[window][-1])}, got {width}"
         )
-    drift: NDArray[np.float64] = (inside.max(axis=0) - inside.min(axis=0)) / width
+    drift: Float64Array = (inside.max(axis=0) - inside.min(axis=0)) / width
     return drift

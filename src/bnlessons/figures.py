@@ -16,7 +16,8 @@ import matplotlib as mpl
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from bnlessons.mlp import PERCENTILES, TrainingResult
+from bnlessons import _validate as _v
+from bnlessons.training import PERCENTILES, TrainingResult
 
 __all__ = ["FIGURE_FORMATS", "figure1", "save_figure"]
 
@@ -29,11 +30,10 @@ _WITH_STYLE = {"color": "#d62728", "linestyle": "-"}
 
 def _check_pair(without_bn: TrainingResult, with_bn: TrainingResult) -> None:
     for name, result, expected in (("without_bn", without_bn, False), ("with_bn", with_bn, True)):
-        if not isinstance(result, TrainingResult):
-            raise TypeError(f"{name} must be a TrainingResult, got {type(result).__name__}")
+        _v.instance(result, TrainingResult, name)
         if result.config.batch_norm is not expected:
             raise ValueError(
-                f"{name} must come from a run with batch_norm={expected}, "
+                f"{name}: expected a run with batch_norm={expected}, "
                 f"got batch_norm={result.config.batch_norm}"
             )
 
@@ -44,7 +44,7 @@ def figure1(without_bn: TrainingResult, with_bn: TrainingResult) -> Figure:
     Parameters
     ----------
     without_bn, with_bn : TrainingResult
-        Runs of :func:`bnlessons.mlp.train` with ``batch_norm=False`` and ``True``.
+        Runs of :func:`bnlessons.training.train` with ``batch_norm=False`` and ``True``.
 
     Returns
     -------
@@ -53,7 +53,7 @@ def figure1(without_bn: TrainingResult, with_bn: TrainingResult) -> Figure:
 
     Examples
     --------
-    >>> from bnlessons.mlp import TrainingConfig, train
+    >>> from bnlessons.training import TrainingConfig, train
     >>> from bnlessons.mnist import load_mnist
     >>> data = load_mnist()
     >>> runs = [train(TrainingConfig(batch_norm=b, steps=20, eval_every=10), data)
@@ -121,7 +121,9 @@ def save_figure(fig: Figure, path: str | Path, *, dpi: int = 150) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FIGURE_FORMATS:
-        raise ValueError(f"path must end in one of {FIGURE_FORMATS}, got {str(path)!r}")
+        raise ValueError(
+            _v.expected("path", f"a name ending in one of {FIGURE_FORMATS}", str(path))
+        )
     blank = {
         ".png": ("Software",),
         ".svg": ("Date", "Creator"),

@@ -1,4 +1,4 @@
-"""The network of Figure 1 of Ioffe & Szegedy (2015) and its training by SGD.
+"""The network of Figure 1 of Ioffe & Szegedy (2015): sigmoid layers, optionally with BN.
 
 A fully connected network with sigmoid hidden units, 784-100-100-100-10 in the paper:
 
@@ -6,57 +6,36 @@ A fully connected network with sigmoid hidden units, 784-100-100-100-10 in the p
 
     h_0 = x, \\qquad
     z_l = h_{l-1} W_l \\;(+\\, b_l), \\qquad
-    u_l = \\mathrm{BN}_l(z_l) \\text{ or } u_l = z_l, \\qquad
+    u_l = \\mathrm{BN}_l(z_l) \text{ or } u_l = z_l, \\qquad
     h_l = \\sigma(u_l), \\qquad
-    \\text{logits} = h_L W_{L+1} + b_{L+1},
+    \text{logits} = h_L W_{L+1} + b_{L+1},
 
-trained on the softmax cross-entropy of the logits by plain SGD on mini-batches. A hidden layer
-followed by BN has no bias: BN subtracts the batch mean, which would cancel it, and its own
-shift ``beta`` takes the bias's role. The BN layers are :class:`bnlessons.batchnorm.BatchNorm`.
+trained on the softmax cross-entropy of the logits by plain SGD on mini-batches
+(:meth:`SigmoidMLP.sgd_step`; the experiment that repeats it is :mod:`bnlessons.training`). A
+hidden layer followed by BN has no bias: BN subtracts the batch mean, which would cancel it, and
+its own shift ``beta`` takes the bias's role. The BN layers are
+:class:`bnlessons.batchnorm.BatchNorm`.
 
 Rows are examples: ``x`` has shape (batch, 784) and ``W_l`` has shape (fan_in, fan_out).
-
-:func:`train` runs the paper's experiment and records what Figure 1 plots: the test accuracy
-every ``eval_every`` steps, and the 15th, 50th and 85th percentiles over the test set of the
-input ``u_L[:, unit]`` of one sigmoid of the last hidden layer.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
+from bnlessons import _validate as _v
+from bnlessons._typing import FloatArray, FloatType, IntArray
 from bnlessons.batchnorm import BatchNorm
-from bnlessons.mnist import MnistData, images_to_features
-from bnlessons.provenance import blas_info
 
-__all__ = [
-    "PERCENTILES",
-    "SigmoidMLP",
-    "TrainingConfig",
-    "TrainingResult",
-    "evaluate",
-    "softmax_cross_entropy",
-    "train",
-    "train_many",
-]
-
-Float = np.float32 | np.float64
-FloatArray = NDArray[np.floating]
-
-#: The percentiles of Figure 1 (b, c).
-PERCENTILES = (15.0, 50.0, 85.0)
+__all__ = ["SigmoidMLP", "softmax_cross_entropy"]
 
 
 def softmax_cross_entropy(
-    logits: FloatArray, labels: NDArray[np.integer], *, out: FloatArray | None = None
+    logits: FloatArray, labels: IntArray, *, out: FloatArray | None = None
 ) -> tuple[float, FloatArray]:
     """Return the mean softmax cross-entropy and its gradient with respect to the logits.
 
@@ -86,7 +65,8 @@ def softmax_cross_entropy(
     """
     if logits.ndim != 2 or labels.shape != (logits.shape[0],):
         raise ValueError(
-            f"logits must be (N, classes) and labels (N,), got {logits.shape} and {labels.shape}"
+            f"logits, labels: expected shapes (N, classes) and (N,), "
+            f"got {logits.shape} and {labels.shape}"
         )
     n = logits.shape[0]
     rows = np.arange(n)
@@ -144,15 +124,13 @@ class SigmoidMLP:
         batch_norm: bool,
         init_std: float,
         rng: np.random.Generator,
-        dtype: type[Float] = np.float64,
+        dtype: FloatType = np.float64,
     ) -> None:
-        if len(sizes) < 2 or any(int(s) < 1 for s in sizes):
-            raise ValueError(f"sizes must be at least two positive widths, got {tuple(sizes)}")
-        if not init_std > 0:
-            raise ValueError(f"init_std must be > 0, got {init_std}")
-        if dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}")
-        self.sizes = tuple(int(s) for s in sizes)
+        if len(sizes) < 2:
+            raise ValueError(_v.expected("sizes", "at least two widths", tuple(sizes)))
+        self.sizes = tuple(_v.positive_int(n, f"sizes[{i}]") for i, n in enumerate(sizes))
+        init_std = _v.positive_float(init_std, "init_std")
+        _v.float_dtype(dtype)
         self.dtype = dtype
         pairs = list(zip(self.sizes[:-1], self.sizes[1:], strict=True))
         self.weights: list[FloatArray] = [
@@ -173,26 +151,31 @@ class SigmoidMLP:
         self.pre_activations: list[FloatArray] = []
         self._input: FloatArray | None = None
         self._buffers: dict[int, _Buffers] = {}
+        self._training = True
 
-    def train(self) -> None:
-        """Put every BN layer in training mode (batch statistics)."""
-        for norm in self.norms:
-            norm.train()
+    @property
+    def training(self) -> bool:
+        """Whether BN uses batch statistics (True) or its running statistics (False).
 
-    def eval(self) -> None:
-        """Put every BN layer in evaluation mode (running statistics, Algorithm 2)."""
+        Setting it sets every BN layer's mode; a network without BN behaves the same in both.
+        """
+        return self._training
+
+    @training.setter
+    def training(self, mode: bool) -> None:
+        self._training = _v.boolean(mode, "training")
         for norm in self.norms:
-            norm.eval()
+            norm.train(mode)
 
     def forward(self, x: FloatArray) -> FloatArray:
         """Return the logits of a batch ``x`` of shape (batch, sizes[0]).
 
-        The returned array and :attr:`pre_activations` are reused buffers: they are overwritten
+        The returned array and ``pre_activations`` are reused buffers: they are overwritten
         by the next forward pass of a batch of the same size.
         """
         if x.ndim != 2 or x.shape[1] != self.sizes[0] or x.dtype != self.dtype:
             raise ValueError(
-                f"x must be {np.dtype(self.dtype)} of shape (batch, {self.sizes[0]}), "
+                f"x: expected {np.dtype(self.dtype)} of shape (batch, {self.sizes[0]}), "
                 f"got {x.dtype} of shape {x.shape}"
             )
         buf = self._buffers_for(x.shape[0])
@@ -238,7 +221,7 @@ class SigmoidMLP:
         buf = self._buffers[x.shape[0]]
         if dlogits.shape != buf.logits.shape:
             raise ValueError(
-                f"dlogits must have shape {buf.logits.shape} (the last forward's logits), "
+                f"dlogits: expected shape {buf.logits.shape} (the last forward's logits), "
                 f"got {dlogits.shape}"
             )
         hidden = [x, *buf.h]
@@ -247,7 +230,7 @@ class SigmoidMLP:
             np.matmul(hidden[i].T, d, out=self.grad_weights[i])
             grad_bias = self.grad_biases[i]
             if grad_bias is not None:
-                # Column sums as ones^T d: one BLAS call, several times faster than np.sum(axis=0).
+                # Column sums as ones^T d: one BLAS call (benchmarks/bench_training.py).
                 np.matmul(buf.ones, d, out=grad_bias)
             if i == 0:
                 break
@@ -329,284 +312,3 @@ def _sigmoid(u: FloatArray, *, out: FloatArray) -> FloatArray:
     out *= 0.5
     out += 0.5
     return out
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrainingConfig:
-    """Hyperparameters of one Figure 1 training run.
-
-    Attributes
-    ----------
-    batch_norm : bool
-        BN before every sigmoid (the paper's "with BN" network) or not (the baseline).
-    hidden_sizes : tuple of int
-        Hidden widths; the paper's (100, 100, 100).
-    init_std : float
-        Standard deviation of the Gaussian initial weights (the paper: "small random Gaussian
-        values", scale not stated).
-    learning_rate : float
-        SGD step size (not stated in the paper).
-    batch_size : int
-        Mini-batch size, 60 in the paper.
-    steps : int
-        Number of SGD steps, 50,000 in the paper.
-    eval_every : int
-        Evaluate on the test set every this many steps (and at steps 0 and ``steps``).
-    tracked_unit : int
-        Which sigmoid of the last hidden layer Figure 1 (b, c) follows.
-    seed : int
-        Seeds the initial weights and the mini-batch order: equal seeds give equal runs.
-    dtype : np.float32 or np.float64
-        Precision of the parameters and the arithmetic.
-
-    Examples
-    --------
-    >>> TrainingConfig(batch_norm=False, steps=1000).learning_rate
-    0.5
-    """
-
-    batch_norm: bool = True
-    hidden_sizes: tuple[int, ...] = (100, 100, 100)
-    init_std: float = 0.1
-    learning_rate: float = 0.5
-    batch_size: int = 60
-    steps: int = 50_000
-    eval_every: int = 500
-    tracked_unit: int = 0
-    seed: int = 0
-    dtype: type[Float] = np.float32
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.batch_norm, bool):
-            raise TypeError(f"batch_norm must be a bool, got {type(self.batch_norm).__name__}")
-        for name in ("batch_size", "steps", "eval_every", "seed", "tracked_unit"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-        for name in ("init_std", "learning_rate"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not (0 < value < float("inf")):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        if self.batch_size < 2:
-            raise ValueError(
-                f"batch_size must be >= 2 (BN needs two values), got {self.batch_size}"
-            )
-        if self.steps < 1 or self.eval_every < 1:
-            raise ValueError(
-                f"steps and eval_every must be >= 1, got {self.steps} and {self.eval_every}"
-            )
-        if not self.hidden_sizes or any(
-            isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in self.hidden_sizes
-        ):
-            raise ValueError(f"hidden_sizes must be positive ints, got {self.hidden_sizes!r}")
-        if not 0 <= self.tracked_unit < self.hidden_sizes[-1]:
-            raise ValueError(
-                f"tracked_unit must be in [0, {self.hidden_sizes[-1]}), got {self.tracked_unit}"
-            )
-        if self.dtype not in (np.float32, np.float64):
-            raise TypeError(f"dtype must be np.float32 or np.float64, got {self.dtype!r}")
-
-
-@dataclass(frozen=True, eq=False)
-class TrainingResult:
-    """What one run records; the curves of Figure 1.
-
-    Attributes
-    ----------
-    config : TrainingConfig
-    steps : NDArray[np.int64]
-        Steps at which the test set was evaluated, from 0 to ``config.steps``.
-    test_accuracy : NDArray[np.float64]
-        Fraction of the test set classified correctly (BN in evaluation mode).
-    test_loss : NDArray[np.float64]
-        Mean softmax cross-entropy on the test set.
-    sigmoid_input_percentiles : NDArray[np.float64]
-        Shape (len(steps), 3): the 15th, 50th and 85th percentiles over the test set of the
-        tracked sigmoid's input.
-    network : SigmoidMLP
-        The trained network.
-    seconds : float
-        Wall time of the run.
-    """
-
-    config: TrainingConfig
-    steps: NDArray[np.int64]
-    test_accuracy: NDArray[np.float64]
-    test_loss: NDArray[np.float64]
-    sigmoid_input_percentiles: NDArray[np.float64]
-    network: SigmoidMLP = field(repr=False)
-    seconds: float
-
-    @property
-    def final_accuracy(self) -> float:
-        """Test accuracy after the last step."""
-        return float(self.test_accuracy[-1])
-
-
-def evaluate(
-    network: SigmoidMLP, features: FloatArray, labels: NDArray[np.integer], *, unit: int
-) -> tuple[float, float, NDArray[np.float64]]:
-    """Return test accuracy, test loss and the percentiles of one last-layer sigmoid input.
-
-    The network is evaluated in evaluation mode (BN uses its running statistics) and left in
-    training mode.
-
-    Examples
-    --------
-    >>> net = SigmoidMLP((3, 4, 2), batch_norm=False, init_std=1.0,
-    ...                  rng=np.random.default_rng(0))
-    >>> acc, loss, q = evaluate(net, np.eye(3), np.array([0, 1, 1]), unit=0)
-    >>> q.shape, bool(q[0] <= q[1] <= q[2])
-    ((3,), True)
-    """
-    network.eval()
-    try:
-        logits = network.forward(features)
-        accuracy = float(np.mean(np.argmax(logits, axis=1) == labels))
-        tracked = network.pre_activations[-1][:, unit]
-        percentiles = np.percentile(tracked.astype(np.float64), PERCENTILES)
-        loss, _ = softmax_cross_entropy(logits.astype(np.float64), labels)
-    finally:
-        network.train()
-    return accuracy, loss, percentiles
-
-
-def train(
-    config: TrainingConfig,
-    data: MnistData,
-    *,
-    progress: Callable[[int, float], None] | None = None,
-) -> TrainingResult:
-    """Train the Figure 1 network on ``data`` by SGD and record the curves of Figure 1.
-
-    Each epoch visits the training set in a fresh random order (from ``config.seed``) in
-    mini-batches of ``config.batch_size``; a last incomplete batch is dropped. One step is
-
-    .. math:: \\theta \\leftarrow \\theta - \\eta \\, \\nabla_\\theta L_{\\text{batch}}.
-
-    Parameters
-    ----------
-    config : TrainingConfig
-    data : MnistData
-    progress : callable, optional
-        Called as ``progress(step, test_accuracy)`` after every evaluation.
-
-    Examples
-    --------
-    >>> from bnlessons.mnist import load_mnist
-    >>> result = train(TrainingConfig(steps=200, eval_every=100), load_mnist())
-    >>> result.steps.tolist(), result.sigmoid_input_percentiles.shape
-    ([0, 100, 200], (3, 3))
-    """
-    x_train = images_to_features(data.train_images, dtype=config.dtype)
-    x_test = images_to_features(data.test_images, dtype=config.dtype)
-    y_train = np.asarray(data.train_labels, dtype=np.intp)
-    y_test = np.asarray(data.test_labels, dtype=np.intp)
-    n, batch = x_train.shape[0], config.batch_size
-    if n < batch:
-        raise ValueError(f"data has {n} training examples, fewer than batch_size={batch}")
-    classes = int(max(y_train.max(), y_test.max())) + 1
-    rng = np.random.default_rng(config.seed)
-    sizes = (x_train.shape[1], *config.hidden_sizes, max(classes, 10))
-    net = SigmoidMLP(
-        sizes,
-        batch_norm=config.batch_norm,
-        init_std=config.init_std,
-        rng=rng,
-        dtype=config.dtype,
-    )
-    xb = np.empty((batch, x_train.shape[1]), config.dtype)
-    yb = np.empty(batch, np.intp)
-    per_epoch = n // batch
-    order = rng.permutation(n)
-
-    started = time.perf_counter()
-    records: list[tuple[int, float, float, NDArray[np.float64]]] = []
-
-    def record(step: int) -> None:
-        accuracy, loss, q = evaluate(net, x_test, y_test, unit=config.tracked_unit)
-        records.append((step, accuracy, loss, q))
-        if progress is not None:
-            progress(step, accuracy)
-
-    record(0)
-    for step in range(1, config.steps + 1):
-        k = (step - 1) % per_epoch
-        if k == 0 and step > 1:
-            order = rng.permutation(n)
-        idx = order[k * batch : (k + 1) * batch]
-        np.take(x_train, idx, axis=0, out=xb)
-        np.take(y_train, idx, out=yb)
-        net.sgd_step(xb, yb, learning_rate=config.learning_rate)
-        if step % config.eval_every == 0 or step == config.steps:
-            record(step)
-    seconds = time.perf_counter() - started
-    return TrainingResult(
-        config=config,
-        steps=np.array([r[0] for r in records], dtype=np.int64),
-        test_accuracy=np.array([r[1] for r in records], dtype=np.float64),
-        test_loss=np.array([r[2] for r in records], dtype=np.float64),
-        sigmoid_input_percentiles=np.array([r[3] for r in records], dtype=np.float64),
-        network=net,
-        seconds=seconds,
-    )
-
-
-def train_many(
-    configs: Sequence[TrainingConfig], data: MnistData, *, processes: int | None = None
-) -> list[TrainingResult]:
-    """Return ``[train(c, data) for c in configs]``, computed by parallel worker processes.
-
-    A run is a function of its config alone, so the results equal those of the serial loop
-    bit for bit (run the workers with the same BLAS thread count, e.g.
-    ``OPENBLAS_NUM_THREADS=1``, which they inherit). The longest runs (most steps, BN first)
-    are started first, so that the workers finish at about the same time. Workers are started
-    with ``spawn``, which is safe in a Jupyter kernel.
-
-    Parameters
-    ----------
-    configs : sequence of TrainingConfig
-    data : MnistData
-    processes : int or None
-        Number of worker processes; None means one per core not taken by the BLAS threads,
-        ``min(len(configs), os.cpu_count() // blas_threads)`` (each worker runs that many BLAS
-        threads, and more threads than cores would make them wait on each other), and 1
-        trains in this process.
-
-    Returns
-    -------
-    list of TrainingResult
-        In the order of ``configs``.
-
-    Examples
-    --------
-    >>> from bnlessons.mnist import load_mnist
-    >>> data = load_mnist()
-    >>> configs = [TrainingConfig(batch_norm=b, steps=20, eval_every=10) for b in (False, True)]
-    >>> runs = train_many(configs, data, processes=1)
-    >>> [r.config.batch_norm for r in runs], runs[1].steps.tolist()
-    ([False, True], [0, 10, 20])
-    """
-    configs = list(configs)
-    for i, config in enumerate(configs):
-        if not isinstance(config, TrainingConfig):
-            raise TypeError(
-                f"configs[{i}]: expected a TrainingConfig, got {type(config).__name__}"
-            )
-    if processes is None:
-        cores_per_worker = max(1, blas_info().threads)
-        processes = max(1, min(len(configs), (os.cpu_count() or 1) // cores_per_worker))
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-        raise ValueError(f"processes: expected an int >= 1 or None, got {processes!r}")
-    if processes == 1 or len(configs) <= 1:
-        return [train(config, data) for config in configs]
-    order = sorted(
-        range(len(configs)),
-        key=lambda i: -configs[i].steps * (3 if configs[i].batch_norm else 2),
-    )
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-        futures: dict[int, Future[TrainingResult]] = {
-            i: pool.submit(train, configs[i], data) for i in order
-        }
-        return [futures[i].result() for i in range(len(configs))]

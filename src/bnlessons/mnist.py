@@ -30,6 +30,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import DTypeLike, NDArray
 
+from bnlessons import _validate as _v
+from bnlessons._typing import FloatArray
+
 __all__ = ["MnistData", "images_to_features", "load_mnist", "read_idx"]
 
 IMAGES_MAGIC = 0x00000803
@@ -239,21 +242,20 @@ def load_mnist(
             test_images,
             test_labels.astype(np.int64),
         )
-    if isinstance(test_size, bool) or not isinstance(test_size, int | np.integer):
-        raise TypeError(f"test_size must be an int, got {type(test_size).__name__}")
+    test_size = _v.integer(test_size, "test_size")
     bundled = resources.files("bnlessons").joinpath("data", _BUNDLED)
     with bundled.open("rb") as handle, np.load(handle) as bundle:
         images = np.asarray(bundle["images"], dtype=np.uint8)
         labels = np.asarray(bundle["labels"], dtype=np.int64)
     if not 0 < test_size < labels.size:
-        raise ValueError(f"test_size must be between 1 and {labels.size - 1}, got {test_size}")
+        raise ValueError(
+            _v.expected("test_size", f"an int from 1 to {labels.size - 1}", test_size)
+        )
     train, test = _stratified_split(labels, int(test_size), seed)
     return MnistData(images[train], labels[train], images[test], labels[test])
 
 
-def images_to_features(
-    images: NDArray[np.uint8], *, dtype: DTypeLike = np.float32
-) -> NDArray[np.floating]:
+def images_to_features(images: NDArray[np.uint8], *, dtype: DTypeLike = np.float32) -> FloatArray:
     """Return images as rows of pixel intensities in [0, 1]: ``x = k / 255``, shape (n, rows*cols).
 
     Examples
@@ -265,9 +267,9 @@ def images_to_features(
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 3:
         raise ValueError(
-            f"images must be uint8 of shape (n, rows, cols), got {images.dtype} of shape "
+            f"images: expected uint8 of shape (n, rows, cols), got {images.dtype} of shape "
             f"{images.shape}"
         )
-    out: NDArray[np.floating] = images.reshape(images.shape[0], -1).astype(dtype)
+    out: FloatArray = images.reshape(images.shape[0], -1).astype(dtype)
     out /= 255
     return out

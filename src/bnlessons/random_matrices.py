@@ -34,23 +34,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
+
+from bnlessons import _validate as _v
+from bnlessons._typing import Float64Array
 
 __all__ = [
     "SEED_SHAPES",
-    "MeanEstimate",
     "chain_expected_output_norms",
     "chain_norm_bounds",
     "chi_mean",
     "expected_frobenius_norm",
     "fan_in_sigmas",
     "gaussian_chain_weights",
-    "mean_confidence_interval",
     "random_unit_vector",
     "rms_frobenius_norm",
     "sample_chain_output_norms",
@@ -61,7 +60,6 @@ __all__ = [
     "square_chain_shapes",
 ]
 
-FloatArray = NDArray[np.float64]
 RngLike = np.random.Generator | int | None
 SigmaLike = float | Sequence[float]
 
@@ -72,57 +70,39 @@ SEED_SHAPES: tuple[tuple[int, int], ...] = ((100, 10), (100, 100), (1, 100))
 _MAX_BATCH_ENTRIES = 8_000_000
 
 
-# --------------------------------------------------------------------------- validation helpers
-def _check_int(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_positive(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    v = float(value)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return v
-
-
+# --------------------------------------------------------------------------- argument checks
 def _check_shapes(shapes: Sequence[Sequence[int]]) -> list[tuple[int, int]]:
-    if isinstance(shapes, (str, bytes, np.ndarray)) or not isinstance(shapes, Sequence):
-        raise TypeError(f"shapes must be a sequence of (m, n) pairs, got {type(shapes).__name__}")
+    _v.sequence(shapes, "shapes", "a sequence of (m, n) pairs")
     if len(shapes) == 0:
-        raise ValueError("shapes must contain at least one (m, n) pair, got an empty sequence")
+        raise ValueError(_v.expected("shapes", "at least one (m, n) pair", shapes))
     out: list[tuple[int, int]] = []
     for i, s in enumerate(shapes):
         if not isinstance(s, Sequence) or len(s) != 2:
-            raise ValueError(f"shapes[{i}] must be an (m, n) pair, got {s!r}")
-        m = _check_int(s[0], f"shapes[{i}][0] (m of W{i + 1})")
-        n = _check_int(s[1], f"shapes[{i}][1] (n of W{i + 1})")
+            raise ValueError(_v.expected(f"shapes[{i}]", "an (m, n) pair", s))
+        m = _v.positive_int(s[0], f"shapes[{i}][0] (m of W{i + 1})")
+        n = _v.positive_int(s[1], f"shapes[{i}][1] (n of W{i + 1})")
         if out and n != out[-1][0]:
             raise ValueError(
-                f"chain shapes do not compose: shapes[{i}] (W{i + 1}) = {(m, n)} needs "
-                f"n == {out[-1][0]} (rows of W{i}), got n = {n}"
+                f"shapes[{i}] (W{i + 1}): expected n == {out[-1][0]} (the rows of W{i}, so "
+                f"that the chain composes), got {(m, n)}"
             )
         out.append((m, n))
     return out
 
 
-def _check_sigmas(sigma: SigmaLike, n_layers: int) -> FloatArray:
+def _check_sigmas(sigma: SigmaLike, n_layers: int) -> Float64Array:
     if isinstance(sigma, (int, float, np.integer, np.floating)) and not isinstance(sigma, bool):
-        return np.full(n_layers, _check_positive(sigma, "sigma"))
+        return np.full(n_layers, _v.positive_float(sigma, "sigma"))
     if isinstance(sigma, (str, bytes)) or not isinstance(sigma, (Sequence, np.ndarray)):
         raise TypeError(
-            f"sigma must be a positive float or one per layer, got {type(sigma).__name__}"
+            f"sigma: expected a positive float or one per layer, got {type(sigma).__name__}"
         )
     if len(sigma) != n_layers:
         raise ValueError(
-            f"sigma must be a float or have one entry per layer, expected {n_layers}, "
-            f"got {len(sigma)}"
+            f"sigma: expected a float or one entry per layer ({n_layers}), "
+            f"got {len(sigma)} entries"
         )
-    return np.array([_check_positive(s, f"sigma[{i}]") for i, s in enumerate(sigma)])
+    return np.array([_v.positive_float(s, f"sigma[{i}]") for i, s in enumerate(sigma)])
 
 
 def _rng(rng: RngLike) -> np.random.Generator:
@@ -131,23 +111,18 @@ def _rng(rng: RngLike) -> np.random.Generator:
     if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
         return np.random.default_rng(rng)
     raise TypeError(
-        f"rng must be a numpy Generator, an int seed or None, got {type(rng).__name__}"
+        f"rng: expected a numpy Generator, an int seed or None, got {type(rng).__name__}"
     )
 
 
 def _check_x_norm(x: ArrayLike | None, n_in: int) -> float:
     if x is None:
         return 1.0
-    arr = np.asarray(x)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"x must be a real numeric array, got dtype {arr.dtype}")
-    arr = arr.astype(np.float64)
+    arr = _v.real_array(x, "x")
     if arr.shape not in ((n_in,), (n_in, 1)):
         raise ValueError(
-            f"x must have shape ({n_in},) or ({n_in}, 1) to match W1, got {arr.shape}"
+            f"x: expected shape ({n_in},) or ({n_in}, 1) to match W1, got {arr.shape}"
         )
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("x must contain only finite values, got NaN or inf")
     return float(np.linalg.norm(arr))
 
 
@@ -203,7 +178,7 @@ def chi_mean(k: int) -> float:
     >>> round(chi_mean(100), 4)
     9.975
     """
-    k = _check_int(k, "k")
+    k = _v.positive_int(k, "k")
     if k < _SERIES_FROM_K:
         return math.sqrt(2.0) * math.exp(math.lgamma((k + 1) / 2) - math.lgamma(k / 2))
     a = k / 2.0
@@ -248,9 +223,9 @@ def expected_frobenius_norm(m: int, n: int, sigma: float = 1.0) -> float:
     >>> round(expected_frobenius_norm(100, 10), 4)
     31.6149
     """
-    m = _check_int(m, "m")
-    n = _check_int(n, "n")
-    s = _check_positive(sigma, "sigma")
+    m = _v.positive_int(m, "m")
+    n = _v.positive_int(n, "n")
+    s = _v.positive_float(sigma, "sigma")
     return s * chi_mean(m * n)
 
 
@@ -287,9 +262,9 @@ def rms_frobenius_norm(m: int, n: int, sigma: float = 1.0) -> float:
     >>> round(rms_frobenius_norm(100, 10), 4)
     31.6228
     """
-    m = _check_int(m, "m")
-    n = _check_int(n, "n")
-    s = _check_positive(sigma, "sigma")
+    m = _v.positive_int(m, "m")
+    n = _v.positive_int(n, "n")
+    s = _v.positive_float(sigma, "sigma")
     return s * math.sqrt(m * n)
 
 
@@ -325,9 +300,9 @@ def spectral_norm_bound(m: int, n: int, sigma: float = 1.0) -> float:
     >>> spectral_norm_bound(1, 100)
     11.0
     """
-    m = _check_int(m, "m")
-    n = _check_int(n, "n")
-    s = _check_positive(sigma, "sigma")
+    m = _v.positive_int(m, "m")
+    n = _v.positive_int(n, "n")
+    s = _v.positive_float(sigma, "sigma")
     return s * (math.sqrt(m) + math.sqrt(n))
 
 
@@ -335,7 +310,7 @@ def chain_expected_output_norms(
     shapes: Sequence[Sequence[int]] = SEED_SHAPES,
     sigma: SigmaLike = 1.0,
     x_norm: float = 1.0,
-) -> FloatArray:
+) -> Float64Array:
     r"""Exact :math:`E\|y_i\|` for every layer of a Gaussian linear chain and a fixed input.
 
     With :math:`y_0 = x` and :math:`y_i = W_i y_{i-1}`, :math:`W_i` of shape
@@ -377,7 +352,7 @@ def chain_expected_output_norms(
     """
     sh = _check_shapes(shapes)
     sig = _check_sigmas(sigma, len(sh))
-    xn = _check_positive(x_norm, "x_norm")
+    xn = _v.positive_float(x_norm, "x_norm")
     factors = np.array([s * chi_mean(m) for (m, _), s in zip(sh, sig, strict=True)])
     return xn * np.cumprod(factors)
 
@@ -387,7 +362,7 @@ def chain_norm_bounds(
     sigma: SigmaLike = 1.0,
     x_norm: float = 1.0,
     kind: Literal["frobenius", "spectral"] = "frobenius",
-) -> FloatArray:
+) -> Float64Array:
     r"""The notes' chain of upper bounds on :math:`E\|y_i\|` (or its spectral-norm version).
 
     Because :math:`W_i` is independent of :math:`y_{i-1}`,
@@ -436,7 +411,7 @@ def chain_norm_bounds(
     """
     sh = _check_shapes(shapes)
     sig = _check_sigmas(sigma, len(sh))
-    xn = _check_positive(x_norm, "x_norm")
+    xn = _v.positive_float(x_norm, "x_norm")
     if kind == "frobenius":
         factors = np.array(
             [rms_frobenius_norm(m, n, s) for (m, n), s in zip(sh, sig, strict=True)]
@@ -446,7 +421,7 @@ def chain_norm_bounds(
             [spectral_norm_bound(m, n, s) for (m, n), s in zip(sh, sig, strict=True)]
         )
     else:
-        raise ValueError(f"kind must be 'frobenius' or 'spectral', got {kind!r}")
+        raise ValueError(_v.expected("kind", "'frobenius' or 'spectral'", kind))
     return xn * np.cumprod(factors)
 
 
@@ -504,8 +479,8 @@ def square_chain_shapes(width: int, depth: int) -> list[tuple[int, int]]:
     >>> square_chain_shapes(3, 2)
     [(3, 3), (3, 3)]
     """
-    w = _check_int(width, "width")
-    d = _check_int(depth, "depth")
+    w = _v.positive_int(width, "width")
+    d = _v.positive_int(depth, "depth")
     return [(w, w)] * d
 
 
@@ -513,7 +488,7 @@ def gaussian_chain_weights(
     shapes: Sequence[Sequence[int]] = SEED_SHAPES,
     sigma: SigmaLike = 1.0,
     rng: RngLike = None,
-) -> list[FloatArray]:
+) -> list[Float64Array]:
     r"""Draw one set of weights ``[W1, ..., WL]`` with i.i.d. :math:`N(0, \sigma_i^2)` entries.
 
     Parameters
@@ -548,7 +523,7 @@ def gaussian_chain_weights(
     return [s * g.standard_normal((m, n)) for (m, n), s in zip(sh, sig, strict=True)]
 
 
-def random_unit_vector(n: int, rng: RngLike = None) -> FloatArray:
+def random_unit_vector(n: int, rng: RngLike = None) -> Float64Array:
     r"""A vector drawn uniformly from the unit sphere in :math:`\mathbb{R}^n`: ``z / ||z||``.
 
     With :math:`z \sim N(0, I_n)`, :math:`z / \|z\|` is uniform on the sphere by rotation
@@ -579,7 +554,7 @@ def random_unit_vector(n: int, rng: RngLike = None) -> FloatArray:
     >>> x.shape, round(float(np.linalg.norm(x)), 12)
     ((10,), 1.0)
     """
-    k = _check_int(n, "n")
+    k = _v.positive_int(n, "n")
     g = _rng(rng)
     while True:  # z = 0 has probability 0, but never divide by it
         z = g.standard_normal(k)
@@ -596,7 +571,7 @@ def sample_chain_output_norms(
     sigma: SigmaLike = 1.0,
     x: ArrayLike | None = None,
     rng: RngLike = None,
-) -> FloatArray:
+) -> Float64Array:
     r"""Sample :math:`(\|y_1\|, \dots, \|y_L\|)` of a Gaussian linear chain, vectorized over draws.
 
     Drawing the full matrices costs :math:`\sum_i m_i n_i` normals per draw (about 11,000 for the
@@ -653,7 +628,7 @@ def sample_chain_output_norms(
     True
     """
     sh = _check_shapes(shapes)
-    n = _check_int(n_samples, "n_samples")
+    n = _v.positive_int(n_samples, "n_samples")
     sig = _check_sigmas(sigma, len(sh))
     xn = _check_x_norm(x, sh[0][1])
     g = _rng(rng)
@@ -675,7 +650,7 @@ def sample_chain_output_norms_full(
     x: ArrayLike | None = None,
     rng: RngLike = None,
     batch_size: int | None = None,
-) -> FloatArray:
+) -> Float64Array:
     r"""Sample chain output norms by drawing the actual weight matrices (batched, slow but direct).
 
     For each draw, :math:`W_i \in \mathbb{R}^{m_i \times n_i}` with i.i.d. :math:`N(0, \sigma_i^2)`
@@ -718,7 +693,7 @@ def sample_chain_output_norms_full(
     (5, 2)
     """
     sh = _check_shapes(shapes)
-    n = _check_int(n_samples, "n_samples")
+    n = _v.positive_int(n_samples, "n_samples")
     sig = _check_sigmas(sigma, len(sh))
     n_in = sh[0][1]
     _check_x_norm(x, n_in)
@@ -731,7 +706,7 @@ def sample_chain_output_norms_full(
     if batch_size is None:
         bs = max(1, _MAX_BATCH_ENTRIES // per_draw)
     else:
-        bs = _check_int(batch_size, "batch_size")
+        bs = _v.positive_int(batch_size, "batch_size")
     g = _rng(rng)
     out = np.empty((n, len(sh)))
     for start in range(0, n, bs):  # loop over batches, each a stack of matrices
@@ -752,21 +727,21 @@ def _sample_matrix_norms(
     sigma: float,
     rng: RngLike,
     batch_size: int | None,
-    norm_of_stack: Callable[[FloatArray], FloatArray],
-) -> FloatArray:
+    norm_of_stack: Callable[[Float64Array], Float64Array],
+) -> Float64Array:
     """Draw ``n_samples`` standard-normal ``m x n`` matrices in stacks of ``batch_size``.
 
     ``norm_of_stack`` maps a ``(b, m, n)`` stack to its ``b`` norms; the result is scaled by
     ``sigma`` (every norm is homogeneous of degree one).
     """
-    m = _check_int(m, "m")
-    n = _check_int(n, "n")
-    ns = _check_int(n_samples, "n_samples")
-    s = _check_positive(sigma, "sigma")
+    m = _v.positive_int(m, "m")
+    n = _v.positive_int(n, "n")
+    ns = _v.positive_int(n_samples, "n_samples")
+    s = _v.positive_float(sigma, "sigma")
     if batch_size is None:
         bs = max(1, _MAX_BATCH_ENTRIES // (m * n))
     else:
-        bs = _check_int(batch_size, "batch_size")
+        bs = _v.positive_int(batch_size, "batch_size")
     g = _rng(rng)
     out = np.empty(ns)
     for start in range(0, ns, bs):
@@ -776,18 +751,18 @@ def _sample_matrix_norms(
     return out
 
 
-def _frobenius_of_stack(w: FloatArray) -> FloatArray:
+def _frobenius_of_stack(w: Float64Array) -> Float64Array:
     flat = w.reshape(len(w), -1)
-    norms: FloatArray = np.sqrt(np.einsum("ij,ij->i", flat, flat))
+    norms: Float64Array = np.sqrt(np.einsum("ij,ij->i", flat, flat))
     return norms
 
 
-def _spectral_of_stack(w: FloatArray) -> FloatArray:
+def _spectral_of_stack(w: Float64Array) -> Float64Array:
     m, n = w.shape[1:]
     wt = np.swapaxes(w, 1, 2)
     gram = wt @ w if n <= m else w @ wt  # the smaller of W^T W and W W^T
     lam_max = np.linalg.eigvalsh(gram)[:, -1]  # ascending order
-    norms: FloatArray = np.sqrt(np.maximum(lam_max, 0.0))
+    norms: Float64Array = np.sqrt(np.maximum(lam_max, 0.0))
     return norms
 
 
@@ -799,7 +774,7 @@ def sample_frobenius_norms(
     sigma: float = 1.0,
     rng: RngLike = None,
     batch_size: int | None = None,
-) -> FloatArray:
+) -> Float64Array:
     r"""Monte Carlo samples of :math:`\|M\|_F` for ``m x n`` matrices with :math:`N(0, \sigma^2)`.
 
     Draws the full matrices (in batches, as stacks) and computes
@@ -848,7 +823,7 @@ def sample_spectral_norms(
     sigma: float = 1.0,
     rng: RngLike = None,
     batch_size: int | None = None,
-) -> FloatArray:
+) -> Float64Array:
     r"""Monte Carlo samples of the spectral norm :math:`\|M\|_2 = s_{\max}(M)`.
 
     ``M`` is ``m x n`` with i.i.d. :math:`N(0, \sigma^2)` entries; batches of matrices are drawn
@@ -856,8 +831,7 @@ def sample_spectral_norms(
     :math:`s_{\max}(M) = \sqrt{\lambda_{\max}(M^T M)}`, computed with ``np.linalg.eigvalsh`` on
     the smaller Gram matrix (:math:`M^T M` or :math:`M M^T`); it agrees with
     ``np.linalg.svd(M, compute_uv=False)[0]`` to rounding (the Gram matrix only squares the
-    condition of the *small* singular values) and ran 1.5 to 2 times faster on stacks of 100x100
-    matrices. Compare with :func:`spectral_norm_bound`
+    condition of the *small* singular values). Compare with :func:`spectral_norm_bound`
     (:math:`E\|M\|_2 \le \sigma(\sqrt m + \sqrt n)`) and with :math:`\|M\|_2 \le \|M\|_F`.
 
     Parameters
@@ -892,111 +866,3 @@ def sample_spectral_norms(
     True
     """
     return _sample_matrix_norms(m, n, n_samples, sigma, rng, batch_size, _spectral_of_stack)
-
-
-# --------------------------------------------------------------------------- summaries
-@dataclass(frozen=True)
-class MeanEstimate:
-    """A Monte Carlo mean with its standard error and a normal-approximation interval.
-
-    Attributes
-    ----------
-    mean : float
-        Sample mean.
-    stderr : float
-        Standard error ``std(ddof=1) / sqrt(n)``.
-    low, high : float
-        Interval ``mean -/+ z * stderr``.
-    confidence : float
-        Nominal coverage of the interval.
-    n : int
-        Number of samples.
-    """
-
-    mean: float
-    stderr: float
-    low: float
-    high: float
-    confidence: float
-    n: int
-
-    @property
-    def half_width(self) -> float:
-        """Half the interval's width, ``z * stderr``.
-
-        Examples
-        --------
-        >>> MeanEstimate(1.0, 0.5, 0.0, 2.0, 0.95, 10).half_width
-        1.0
-        """
-        return (self.high - self.low) / 2.0
-
-    def contains(self, value: float) -> bool:
-        """Whether ``value`` lies in ``[low, high]``.
-
-        Examples
-        --------
-        >>> MeanEstimate(1.0, 0.5, 0.0, 2.0, 0.95, 10).contains(1.5)
-        True
-        """
-        return self.low <= value <= self.high
-
-
-def mean_confidence_interval(samples: ArrayLike, confidence: float = 0.95) -> MeanEstimate:
-    r"""Sample mean with a central-limit confidence interval.
-
-    .. math::
-
-        \bar{s} \pm z_{(1+c)/2} \frac{\hat\sigma}{\sqrt{n}}, \qquad
-        \hat\sigma^2 = \frac{1}{n-1}\sum_i (s_i - \bar{s})^2,
-
-    with :math:`z_{0.975} = 1.95996\ldots` for the default 95%. Valid for large ``n`` (a few
-    hundred or more) and finite variance, as for all norms in this module.
-
-    Parameters
-    ----------
-    samples : array_like
-        One-dimensional real samples, at least 2, all finite.
-    confidence : float, optional
-        Coverage in ``(0, 1)``; default 0.95.
-
-    Returns
-    -------
-    MeanEstimate
-
-    Raises
-    ------
-    ValueError
-        If fewer than 2 samples, not 1-D, non-finite values, or ``confidence`` not in (0, 1).
-    TypeError
-        If ``samples`` is not real numeric.
-
-    Examples
-    --------
-    >>> est = mean_confidence_interval([1.0, 2.0, 3.0, 4.0])
-    >>> est.mean, round(est.stderr, 4), round(est.low, 3), round(est.high, 3)
-    (2.5, 0.6455, 1.235, 3.765)
-    """
-    arr = np.asarray(samples)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"samples must be real numeric, got dtype {arr.dtype}")
-    if arr.ndim != 1 or arr.size < 2:
-        raise ValueError(f"samples must be 1-D with at least 2 entries, got shape {arr.shape}")
-    x = arr.astype(np.float64)
-    if not np.all(np.isfinite(x)):
-        raise ValueError("samples must be finite, got NaN or inf")
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
-        raise TypeError(f"confidence must be a float, got {type(confidence).__name__}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    mean = float(x.mean())
-    stderr = float(x.std(ddof=1)) / math.sqrt(x.size)
-    z = NormalDist().inv_cdf((1.0 + confidence) / 2.0)
-    return MeanEstimate(
-        mean=mean,
-        stderr=stderr,
-        low=mean - z * stderr,
-        high=mean + z * stderr,
-        confidence=float(confidence),
-        n=int(x.size),
-    )

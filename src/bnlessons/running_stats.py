@@ -19,33 +19,46 @@ import numpy as np
 from numpy.lib.array_utils import normalize_axis_tuple
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["ExponentialMovingAverage", "RunningMoments", "check_momentum", "combine_moments"]
+from bnlessons import _validate as _v
+from bnlessons._typing import Float64Array
+
+__all__ = [
+    "ExponentialMovingAverage",
+    "RunningMoments",
+    "combine_moments",
+    "moving_average_step",
+]
 
 
-def check_momentum(momentum: float | None) -> float | None:
-    """Return ``momentum`` unchanged if it is None or a real number in [0, 1].
+def moving_average_step(average: NDArray[Any], value: ArrayLike, weight: float) -> None:
+    r"""Fold ``value`` into ``average`` in place: :math:`a \leftarrow (1 - w)\, a + w\, v`.
 
-    Raises
-    ------
-    TypeError
-        If ``momentum`` is not a real number or None.
-    ValueError
-        If ``momentum`` is outside [0, 1] (or NaN).
+    The one update rule of every moving average here (:class:`ExponentialMovingAverage`, the
+    running statistics of :class:`bnlessons.batchnorm.BatchNorm`). A float ``value`` is first
+    converted to the average's dtype (arithmetic of mixed dtypes is slower).
+
+    Parameters
+    ----------
+    average : ndarray
+        The average, updated in place.
+    value : array_like
+        The new value, broadcastable to ``average``.
+    weight : float
+        :math:`w`, the weight of the new value (the momentum, or :math:`1/t` for the
+        cumulative average).
 
     Examples
     --------
-    >>> check_momentum(0.1)
-    0.1
+    >>> a = np.array([0.0, 10.0])
+    >>> moving_average_step(a, [10.0, 20.0], 0.1)
+    >>> a.tolist()
+    [1.0, 11.0]
     """
-    if momentum is None:
-        return None
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.floating)):
-        raise TypeError(
-            f"momentum: expected a float in [0, 1] or None, got {type(momentum).__name__}"
-        )
-    if not 0.0 <= momentum <= 1.0:  # also rejects NaN
-        raise ValueError(f"momentum: expected a value in [0, 1] or None, got {momentum!r}")
-    return float(momentum)
+    new = value if isinstance(value, np.ndarray) else np.asarray(value)
+    if new.dtype.kind == "f" and new.dtype != average.dtype:
+        new = new.astype(average.dtype)
+    average *= 1.0 - weight
+    average += weight * new
 
 
 class ExponentialMovingAverage:
@@ -86,7 +99,7 @@ class ExponentialMovingAverage:
     """
 
     def __init__(self, momentum: float | None = 0.1, *, initial: ArrayLike = 0.0) -> None:
-        self.momentum = check_momentum(momentum)
+        self.momentum = _v.optional_probability(momentum, "momentum")
         value = np.array(initial)
         if not np.issubdtype(value.dtype, np.floating):
             value = value.astype(np.float64)
@@ -112,9 +125,7 @@ class ExponentialMovingAverage:
 
     @count.setter
     def count(self, new: int) -> None:
-        if isinstance(new, bool) or not isinstance(new, (int, np.integer)) or new < 0:
-            raise ValueError(f"count: expected a non-negative int, got {new!r}")
-        self._count = int(new)
+        self._count = _v.nonnegative_int(new, "count")
 
     def update(self, value: ArrayLike) -> None:
         """Fold ``value`` into the average (in place) and increment :attr:`count`."""
@@ -124,12 +135,9 @@ class ExponentialMovingAverage:
             if average.ndim != 0 or self._count != 0:
                 raise ValueError(f"value: expected shape {average.shape}, got {new.shape}")
             average = self._value = np.full(new.shape, average, dtype=average.dtype)
-        if new.dtype.kind == "f" and new.dtype != average.dtype:
-            new = new.astype(average.dtype)  # the update in the average's dtype: mixed is slower
         self._count += 1
-        factor = 1.0 / self._count if self.momentum is None else self.momentum
-        average *= 1.0 - factor
-        average += factor * new
+        weight = 1.0 / self._count if self.momentum is None else self.momentum
+        moving_average_step(average, new, weight)
 
     def __repr__(self) -> str:
         return f"ExponentialMovingAverage(momentum={self.momentum}, count={self._count})"
@@ -137,7 +145,7 @@ class ExponentialMovingAverage:
 
 def combine_moments(
     counts: ArrayLike, means: ArrayLike, m2s: ArrayLike
-) -> tuple[int, NDArray[np.float64], NDArray[np.float64]]:
+) -> tuple[int, Float64Array, Float64Array]:
     r"""Return ``(count, mean, M2)`` of the union of ``k`` pieces from their own moments.
 
     Piece :math:`j` has :math:`n_j` values with mean :math:`\mu_j` and sum of squared
@@ -149,9 +157,11 @@ def combine_moments(
         M_2 = \sum_j \Big( M_{2,j} + n_j (\mu_j - \mu)^2 \Big),
 
     exactly, because the deviations inside each piece sum to zero. Every term is
-    non-negative, so nothing cancels: this is how :class:`RunningMoments` merges, and how
-    batch normalization combines the statistics of the blocks of a batch (or of the shards
-    of a batch spread over devices). Accumulates in float64.
+    non-negative, so nothing cancels. This is how :class:`RunningMoments` merges, and how
+    synchronized batch normalization combines the statistics of the shards of a batch spread
+    over devices. (:func:`bnlessons.batchnorm.batch_moments` does not use it: it sums the
+    blocks of a batch for the mean, then the squared deviations from that mean.) Accumulates
+    in float64.
 
     Parameters
     ----------
@@ -222,8 +232,8 @@ class RunningMoments:
 
     def __init__(self) -> None:
         self._count = 0
-        self._mean: NDArray[np.float64] | None = None
-        self._m2: NDArray[np.float64] | None = None
+        self._mean: Float64Array | None = None
+        self._m2: Float64Array | None = None
 
     @property
     def count(self) -> int:
@@ -231,20 +241,19 @@ class RunningMoments:
         return self._count
 
     @property
-    def mean(self) -> NDArray[np.float64]:
+    def mean(self) -> Float64Array:
         """The per-feature mean :math:`\\mu` (float64; a copy)."""
         if self._mean is None:
             raise ValueError("mean: expected at least one update, got none (count == 0)")
         return self._mean.copy()
 
-    def var(self, ddof: int = 0) -> NDArray[np.float64]:
+    def var(self, ddof: int = 0) -> Float64Array:
         """The per-feature variance :math:`M_2 / (n - \\text{ddof})` (float64).
 
         ``ddof=0`` is the biased (population) variance that BatchNorm normalizes with,
         ``ddof=1`` the unbiased one its running average tracks.
         """
-        if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)) or ddof < 0:
-            raise ValueError(f"ddof: expected a non-negative int, got {ddof!r}")
+        _v.nonnegative_int(ddof, "ddof")
         if self._m2 is None or self._count <= ddof:
             raise ValueError(
                 f"ddof: expected count > ddof, got count={self._count} and ddof={ddof}"
@@ -253,9 +262,7 @@ class RunningMoments:
 
     def update(self, batch: ArrayLike, axis: int | tuple[int, ...] = 0) -> None:
         """Fold ``batch`` in, reducing over ``axis``; the other axes are the features."""
-        data = np.asarray(batch)
-        if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
-            raise TypeError(f"batch: expected a real numeric array, got dtype {data.dtype}")
+        data = _v.real_array(batch, "batch", finite=False)
         try:
             axes = normalize_axis_tuple(axis, data.ndim)
         except (TypeError, ValueError) as err:
@@ -265,15 +272,13 @@ class RunningMoments:
         count = math.prod(data.shape[a] for a in axes)
         if count == 0:
             return
-        data64 = data.astype(np.float64, copy=False)
-        mean = data64.mean(axis=axes)
-        m2 = np.square(data64 - np.expand_dims(mean, axes)).sum(axis=axes)
+        mean = data.mean(axis=axes)
+        m2 = np.square(data - np.expand_dims(mean, axes)).sum(axis=axes)
         self._merge_in(count, mean, m2)
 
     def merge(self, other: RunningMoments) -> RunningMoments:
         """Return the moments of both streams together (neither operand changes)."""
-        if not isinstance(other, RunningMoments):
-            raise TypeError(f"other: expected a RunningMoments, got {type(other).__name__}")
+        _v.instance(other, RunningMoments, "other")
         merged = RunningMoments()
         if self._mean is not None and self._m2 is not None:
             merged._merge_in(self._count, self._mean, self._m2)
@@ -281,7 +286,7 @@ class RunningMoments:
             merged._merge_in(other._count, other._mean, other._m2)
         return merged
 
-    def _merge_in(self, count: int, mean: NDArray[np.float64], m2: NDArray[np.float64]) -> None:
+    def _merge_in(self, count: int, mean: Float64Array, m2: Float64Array) -> None:
         if self._mean is None or self._m2 is None:
             self._count, self._mean, self._m2 = count, mean.copy(), m2.copy()
             return

@@ -112,29 +112,27 @@ def markdown_table(
     """
     titles = [str(h) for h in header]
     if len(titles) == 0:
-        raise ValueError("header must name at least one column, got an empty sequence")
+        raise ValueError("header: expected at least one column title, got an empty sequence")
     if len(columns) != len(titles):
         raise ValueError(
-            f"columns must have one entry per header title, expected {len(titles)}, "
-            f"got {len(columns)}"
+            f"columns: expected one entry per header title ({len(titles)}), got {len(columns)}"
         )
     fmts = [formats] * len(titles) if isinstance(formats, str) else [str(f) for f in formats]
     if len(fmts) != len(titles):
         raise ValueError(
-            f"formats must be one string or one per column, expected {len(titles)}, "
-            f"got {len(fmts)}"
+            f"formats: expected one string or one per column ({len(titles)}), got {len(fmts)}"
         )
     if name is not None and caption is None:
-        raise ValueError("name labels the table directive, so it needs a caption, got none")
+        raise ValueError("caption: expected a caption for the named table, got None")
     cols: list[list[object]] = []
     for j, col in enumerate(columns):
         if isinstance(col, np.ndarray):
             if col.ndim != 1:
-                raise ValueError(f"columns[{j}] must be one-dimensional, got shape {col.shape}")
+                raise ValueError(f"columns[{j}]: expected a 1-D array, got shape {col.shape}")
             values: list[object] = list(col)
         elif isinstance(col, (str, bytes)) or not isinstance(col, Sequence):
             raise ValueError(
-                f"columns[{j}] must be a 1-D array or a sequence, got {type(col).__name__}"
+                f"columns[{j}]: expected a 1-D array or a sequence, got {type(col).__name__}"
             )
         else:
             values = list(col)
@@ -143,8 +141,7 @@ def markdown_table(
     for j, values in enumerate(cols):
         if len(values) != n_rows:
             raise ValueError(
-                f"all columns must have the same length, expected {n_rows} (columns[0]), "
-                f"got {len(values)} for columns[{j}]"
+                f"columns[{j}]: expected the length of columns[0], {n_rows}, got {len(values)}"
             )
 
     def numeric(values: list[object]) -> bool:

