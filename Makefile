@@ -43,7 +43,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src
+	$(BIN)/mypy --strict src docs/_ext
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not browser" tests --doctest-modules src

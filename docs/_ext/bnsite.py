@@ -18,18 +18,23 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
+import jupyter_client
 import numpy as np
 import numpy.typing as npt
+from jupyter_client.manager import AsyncKernelManager
 from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.errors import ExtensionError
 from sphinx.ext.intersphinx import missing_reference
 from sphinx_autodoc_typehints import format_annotation
+from traitlets import CaselessStrEnum, default
 
 ROOT = Path(__file__).resolve().parents[2]
 MATHJAX_SRC = ROOT / "docs" / "node_modules" / "mathjax" / "es5"
@@ -104,17 +109,11 @@ def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
             _copy_if_changed(str(src), str(out))
 
 
-REDIRECT = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>{title}</title>
-<meta http-equiv="refresh" content="0; url={target}">
-<link rel="canonical" href="{target}">
-</head>
-<body><p><a href="{target}">{title}</a></p></body>
-</html>
-"""
+REDIRECT = (
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>\n'
+    '<meta http-equiv="refresh" content="0; url={target}"><link rel="canonical" href="{target}">\n'
+    '</head><body><p><a href="{target}">{title}</a></p></body></html>\n'
+)
 
 
 def _write_root_redirect(app: Sphinx, exception: Exception | None) -> None:
@@ -128,27 +127,48 @@ def _write_root_redirect(app: Sphinx, exception: Exception | None) -> None:
         (Path(app.outdir) / "index.html").write_text(page, encoding="utf-8")
 
 
-def offer_notebook(outdir: Path, pagename: str, context: dict[str, Any]) -> bool:
-    """Copy the executed notebook of a MyST lesson into ``_sources`` and offer it for download.
-
-    The notebook is the one myst-nb wrote into ``jupyter_execute`` next to ``outdir``; pages
-    without one, and notebooks that are sources themselves, are left alone (returns False).
-    """
-    executed = outdir.parent / "jupyter_execute" / f"{pagename}.ipynb"
-    if not executed.is_file() or not str(context.get("sourcename", "")).endswith(".md"):
-        return False
-    target = outdir / "_sources" / f"{pagename}.ipynb"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(executed, target)
-    context["ipynb_source"] = f"{pagename}.ipynb"
-    return True
-
-
-def _offer_notebook(
+def offer_notebook(
     app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
 ) -> None:
-    if app.builder.format == "html" and doctree is not None:
-        offer_notebook(Path(app.outdir), pagename, context)
+    """Copy the executed notebook of a MyST lesson into ``_sources`` and offer it for download.
+
+    The notebook is the one myst-nb wrote into ``jupyter_execute`` next to the output
+    directory; pages without one, and notebooks that are sources themselves, are left alone.
+    """
+    executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
+    if app.builder.format != "html" or doctree is None or not executed.is_file():
+        return
+    if str(context.get("sourcename", "")).endswith(".md"):
+        target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(executed, target)
+        context["ipynb_source"] = f"{pagename}.ipynb"
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+class IpcKernelManager(AsyncKernelManager):
+    """Starts kernels that listen on IPC sockets (files in the temporary directory).
+
+    With jupyter_client's default TCP transport, ipykernel warns that the traffic on its
+    localhost ports is not encrypted.
+    """
+
+    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+    @default("ip")
+    def _ipc_path(self) -> str:
+        return str(Path(tempfile.gettempdir()) / f"kernel-{uuid4().hex}")
+
+
+def use_ipc_kernels() -> None:
+    """Make nbclient, which myst-nb runs without configuration, use :class:`IpcKernelManager`.
+
+    nbclient takes its default kernel manager from ``jupyter_client.AsyncKernelManager``
+    when it creates one.
+    """
+    setattr(jupyter_client, "AsyncKernelManager", IpcKernelManager)  # noqa: B010
 
 
 # --------------------------------------------------------------------------- types
@@ -187,9 +207,8 @@ def numpy_class_as_obj(app: Sphinx, env: Any, node: Any, contnode: Any) -> Any:
     NumPy's inventory lists its scalar types (``numpy.float64``) as attributes, which the
     ``class`` role that type annotations and docstring types use does not find.
     """
-    if node.get("refdomain") != "py" or node.get("reftype") != "class":
-        return None
-    if not str(node["reftarget"]).startswith("numpy."):
+    reference = (node.get("refdomain"), node.get("reftype"), str(node["reftarget"]).split(".")[0])
+    if reference != ("py", "class", "numpy"):
         return None
     node["reftype"] = "obj"
     found = missing_reference(app, env, node, contnode)
@@ -230,10 +249,11 @@ class ConfigHook:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
+    use_ipc_kernels()
     app.connect("builder-inited", _check_mathjax)
     app.connect("build-finished", _copy_mathjax)
     app.connect("build-finished", _write_root_redirect)
-    app.connect("html-page-context", _offer_notebook, priority=450)
+    app.connect("html-page-context", offer_notebook, priority=450)
     app.connect("autodoc-process-docstring", add_property_type, priority=600)
     app.connect("missing-reference", numpy_class_as_obj, priority=600)
     return {"version": "2.0", "parallel_read_safe": True, "parallel_write_safe": True}
