@@ -19,13 +19,14 @@ export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
 .PHONY: help venv lint typecheck unit doctest html test browser-test serve clean bench bench-docs \
-	assets chromium
+	assets chromium portability
 
 help:
 	@echo "make html        build the site into $(BUILD)/html (creates $(VENV) on first use)"
 	@echo "make test        lint, type-check, unit tests, doctests, site build, browser test"
 	@echo "make doctest     Sphinx doctest builder + pytest --doctest-modules src"
 	@echo "make serve       serve $(BUILD)/html on 127.0.0.1:$(PORT)"
+	@echo "make portability every lesson cold and the tests under several BLAS kernels (CI)"
 	@echo "make bench       library and training benchmarks"
 	@echo "make bench-docs  cold and warm site build times"
 	@echo "make clean       remove build outputs (keeps $(VENV))"
@@ -84,6 +85,11 @@ chromium:
 
 browser-test: html chromium
 	$(BIN)/python -m pytest -m browser tests/test_site.py
+
+# Every lesson executed cold (no cache) and the unit tests, under the native BLAS kernel and
+# forced Haswell / Sandybridge (/ SkylakeX) kernels: a claim must hold on every machine.
+portability: $(STAMP)
+	$(BIN)/python .ci/portability.py
 
 bench-docs: $(STAMP) $(MATHJAX)
 	bash benchmarks/bench_docs.sh

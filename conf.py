@@ -16,6 +16,9 @@ sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 sys.path.insert(0, str(ROOT / "src"))
 
 import bnsite  # noqa: E402  (the local extension, found through the path set just above)
+from sphinx.util import logging  # noqa: E402
+
+from bnlessons.provenance import blas_info, blas_summary  # noqa: E402
 
 # -- Project ------------------------------------------------------------------------------
 
@@ -72,12 +75,17 @@ myst_heading_anchors = 3
 # Lessons run at build time. The jupyter-cache is keyed on cell source only, so its directory
 # is named after a digest of the library (and of the pinned environment): editing anything in
 # src/bnlessons, data included, gives a fresh cache and re-executes every lesson.
+# The BLAS kernel and thread count are part of the key too: they change the numbers in the
+# last digits (see docs/guides/building.md), and the build log names them.
+BLAS = blas_info()
 LIBRARY_DIGEST = bnsite.library_digest(
     ROOT / "src" / "bnlessons", ROOT / ".ci" / "constraints.txt"
 )
 nb_execution_mode = "cache"
 nb_execution_cache_path = str(
-    bnsite.prune_caches(ROOT / "_build" / ".jupyter_cache", LIBRARY_DIGEST)
+    bnsite.prune_caches(
+        ROOT / "_build" / ".jupyter_cache", f"{LIBRARY_DIGEST}-{BLAS.kernel}-{BLAS.threads}t"
+    )
 )
 nb_execution_raise_on_error = True  # a cell that raises fails the build ...
 nb_execution_show_tb = True  # ... and the log shows its traceback
@@ -199,3 +207,8 @@ copybutton_exclude = ".linenos, .gp, .go"
 # sphinx-autodoc-typehints 3.6 calls an API that Sphinx 9 deprecates; the Python warning is
 # noise on stderr (it is not a Sphinx warning and does not fail -W).
 warnings.filterwarnings("ignore", message=".*set_application.*", category=DeprecationWarning)
+
+
+def setup(app: object) -> None:
+    """Name the numerical configuration the lessons execute with in the build log."""
+    logging.getLogger("bnlessons").info(f"bnlessons: lessons execute with {blas_summary()}")
