@@ -109,8 +109,8 @@ napoleon_use_rtype = False
 # An Attributes section is laid out like Returns: a list of names (``a, b : T`` allowed),
 # types and descriptions; autodoc lists the same fields as members (undoc-members).
 napoleon_custom_sections = [("Attributes", "params_style")]
-# Docstring types (docs/guides/docstrings.md) are cross-referenced word by word; these are the
-# words that are not importable names of their own.
+# Docstring types are cross-referenced word by word (the rules: docs/guides/building.md,
+# "Docstrings and the API page"); these are the words that are not importable names.
 napoleon_preprocess_types = True
 _NDARRAY = r":py:data:`~numpy.typing.NDArray`"
 napoleon_type_aliases = {
@@ -132,10 +132,8 @@ napoleon_type_aliases = {
         f"sympy.{name}": f":py:class:`sympy.{name} <sympy.matrices.expressions.{name}>`"
         for name in ("MatrixExpr", "MatrixSymbol", "Trace")
     },
-    # library classes named in another module's docstrings
-    "BatchNorm": "~bnlessons.batchnorm.BatchNorm",
-    "MnistData": "~bnlessons.mnist.MnistData",
-    "TrainingResult": "~bnlessons.mlp.TrainingResult",
+    # library classes named outside their own module, found in whichever module holds them
+    **{name: f".{name}" for name in ("BatchNorm", "MnistData", "TrainingResult")},
 }
 # Shapes and ranges in docstring types, such as ``ndarray, shape (N, C)`` or
 # ``float in [0, 1]``, are not names: their pieces stay plain text.
