@@ -8,10 +8,13 @@
 * Notebook downloads: each executed lesson notebook (with outputs) is copied next to its MyST
   source under ``_sources/`` and offered by the book theme's download button.
 * The root redirect: ``index.html`` at the site root points to the landing page.
+* Lesson kernels on IPC sockets (:func:`use_ipc_kernels`), not on unencrypted TCP ports.
 * Types on the API page: :func:`format_typehint` is sphinx-autodoc-typehints'
   ``typehints_formatter`` (``NDArray[float64]``, ``ArrayLike``), :func:`public_module` its
   ``typehints_fixup_module_name``, and :func:`add_property_type` gives properties the type of
-  their getter (autodoc itself would spell it with the expanded NumPy generics).
+  their getter (autodoc itself would spell it with the expanded NumPy generics), and
+  :func:`numpy_class_as_obj` finds NumPy's scalar types, which its inventory lists as
+  attributes.
 """
 
 from __future__ import annotations
