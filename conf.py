@@ -126,7 +126,7 @@ napoleon_type_aliases = {
         for prefix in ("", "np.")
         for t in ("float64", "int64", "uint8")
     },
-    "lists": "list",
+    "lists": ":py:class:`lists <list>`",
     "Path": "~pathlib.Path",
     **{
         f"sympy.{name}": f":py:class:`sympy.{name} <sympy.matrices.expressions.{name}>`"
