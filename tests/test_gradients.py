@@ -328,8 +328,12 @@ def test_symbolic_matches_chain_gradients_numerically(
     for d, n, g in zip(
         s.derivatives, s.notes_forms, chain_gradients([w1, w2, w3], x), strict=True
     ):
-        np.testing.assert_allclose(evaluate_matrix_expression(d, values), g, rtol=1e-12)
-        np.testing.assert_allclose(evaluate_matrix_expression(n, values), g, rtol=1e-12)
+        # Rounding of a matrix product is bounded relative to the size of the terms, not of
+        # each entry (an entry that cancels can differ relatively by more): the tolerance is
+        # set on the largest entry, so the test holds for every BLAS kernel.
+        atol = 1e-12 * np.abs(g).max()
+        np.testing.assert_allclose(evaluate_matrix_expression(d, values), g, rtol=0, atol=atol)
+        np.testing.assert_allclose(evaluate_matrix_expression(n, values), g, rtol=0, atol=atol)
 
 
 def test_symbolic_longer_chain() -> None:

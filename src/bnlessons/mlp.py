@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 
 from bnlessons.batchnorm import BatchNorm
 from bnlessons.mnist import MnistData, images_to_features
+from bnlessons.provenance import blas_info
 
 __all__ = [
     "PERCENTILES",
@@ -567,7 +568,9 @@ def train_many(
     configs : sequence of TrainingConfig
     data : MnistData
     processes : int or None
-        Number of worker processes; None means ``min(len(configs), os.cpu_count())``, and 1
+        Number of worker processes; None means one per core not taken by the BLAS threads,
+        ``min(len(configs), os.cpu_count() // blas_threads)`` (each worker runs that many BLAS
+        threads, and more threads than cores would make them wait on each other), and 1
         trains in this process.
 
     Returns
@@ -591,7 +594,8 @@ def train_many(
                 f"configs[{i}]: expected a TrainingConfig, got {type(config).__name__}"
             )
     if processes is None:
-        processes = max(1, min(len(configs), os.cpu_count() or 1))
+        cores_per_worker = max(1, blas_info().threads)
+        processes = max(1, min(len(configs), (os.cpu_count() or 1) // cores_per_worker))
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
         raise ValueError(f"processes: expected an int >= 1 or None, got {processes!r}")
     if processes == 1 or len(configs) <= 1:
