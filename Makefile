@@ -46,7 +46,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict src tools
+	$(BIN)/mypy --strict src tools docs/_ext
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not browser" tests --doctest-modules src tools

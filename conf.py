@@ -102,23 +102,53 @@ nb_ipywidgets_js: dict[str, dict[str, str]] = {}  # no widget JavaScript from a 
 # -- API reference -------------------------------------------------------------------------
 
 autodoc_member_order = "bysource"
-autodoc_default_options = {"members": True}
+autodoc_default_options = {"members": True, "undoc-members": True}
 autodoc_preserve_defaults = True
-# Types come from sphinx-autodoc-typehints (parameters, returns) and the local extension
-# (properties), both through bnsite.format_typehint; Sphinx's own rendering would expand
-# NDArray[float64] into ndarray[tuple[Any, ...], dtype[float64]].
+# Types come from sphinx-autodoc-typehints (parameters, returns) and, for properties, from the
+# local extension, both formatted by bnsite.format_typehint; Sphinx's own rendering would
+# expand NDArray[float64] into ndarray[tuple[Any, ...], dtype[float64]].
 autodoc_typehints = "none"
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
-napoleon_preprocess_types = True
 napoleon_use_rtype = False
-napoleon_use_ivar = True  # an Attributes section must not describe the fields autodoc lists
+# An Attributes section is laid out like Returns: a list of names (``a, b : T`` allowed),
+# types and descriptions; autodoc lists the same fields as members (undoc-members).
+napoleon_custom_sections = [("Attributes", "params_style")]
+# Docstring types are cross-referenced word by word (the rules: docs/guides/building.md,
+# "Docstrings and the API page"); these are the words that are not importable names.
+napoleon_preprocess_types = True
+_NDARRAY = r":py:data:`~numpy.typing.NDArray`"
+napoleon_type_aliases = {
+    "array_like": ":any:`array_like`",
+    "sequence": ":any:`sequence`",
+    "mapping": ":any:`mapping`",
+    "callable": ":any:`callable`",
+    "ndarray": "~numpy.ndarray",
+    "NDArray": _NDARRAY,
+    **{f"{prefix}{t}": f"~numpy.{t}" for prefix in ("", "np.") for t in ("float32", "float64")},
+    **{
+        f"NDArray[{prefix}{t}]": rf"{_NDARRAY}\ \[:py:class:`~numpy.{t}`]"
+        for prefix in ("", "np.")
+        for t in ("float64", "int64", "uint8")
+    },
+    "lists": ":py:class:`lists <list>`",
+    "Path": "~pathlib.Path",
+    **{
+        f"sympy.{name}": f":py:class:`sympy.{name} <sympy.matrices.expressions.{name}>`"
+        for name in ("MatrixExpr", "MatrixSymbol", "Trace")
+    },
+    # library classes named outside their own module, found in whichever module holds them
+    **{name: f".{name}" for name in ("BatchNorm", "MnistData", "TrainingResult")},
+}
+# Shapes and ranges in docstring types, such as ``ndarray, shape (N, C)`` or
+# ``float in [0, 1]``, are not names: their pieces stay plain text.
+nitpick_ignore_regex = [("py:class", r"shape .*|\(\w+|\*?\w+\)|[A-Z]|float in \[0|1\]")]
 always_document_param_types = False
 typehints_document_rtype = True
 typehints_use_rtype = False
 typehints_defaults = "comma"
-typehints_formatter = bnsite.TypehintFormatter()
-typehints_fixup_module_name = bnsite.ModuleNameFixup()
+typehints_formatter = bnsite.ConfigHook(bnsite.format_typehint)
+typehints_fixup_module_name = bnsite.ConfigHook(bnsite.public_module)
 python_use_unqualified_type_names = True
 
 # The inventories are stored in the repository (see docs/_inv/README.md), so an offline

@@ -415,7 +415,7 @@ class BatchNorm:
 
     @property
     def momentum(self) -> float | None:
-        """Weight of the new batch statistic in the running averages (None: cumulative)."""
+        """Weight of the new batch statistic in the running averages (None means cumulative)."""
         return self._momentum
 
     @momentum.setter

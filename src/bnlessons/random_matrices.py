@@ -63,7 +63,7 @@ __all__ = [
 RngLike = np.random.Generator | int | None
 SigmaLike = float | Sequence[float]
 
-#: The notes' network ``y = W3 W2 W1 x``: W1 is 100x10, W2 100x100, W3 1x100.
+#: The notes' network ``y = W3 W2 W1 x``, with W1 100x10, W2 100x100 and W3 1x100.
 SEED_SHAPES: tuple[tuple[int, int], ...] = ((100, 10), (100, 100), (1, 100))
 
 # Maximum number of float64 entries a full-matrix sampler draws at once (about 64 MB).
