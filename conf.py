@@ -17,8 +17,10 @@ sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 sys.path.insert(0, str(ROOT / "src"))
 
 import bnsite  # noqa: E402  (the local extension, found through the path set just above)
+from sphinx.application import Sphinx  # noqa: E402
 from sphinx.util import logging  # noqa: E402
 
+from bnlessons import _cache  # noqa: E402
 from bnlessons.provenance import blas_info, blas_summary  # noqa: E402
 
 # -- Project ------------------------------------------------------------------------------
@@ -138,7 +140,10 @@ napoleon_type_aliases = {
         for name in ("MatrixExpr", "MatrixSymbol", "Trace")
     },
     # library classes named outside their own module, found in whichever module holds them
-    **{name: f".{name}" for name in ("BatchNorm", "MnistData", "TrainingResult")},
+    **{
+        name: f".{name}"
+        for name in ("BatchNorm", "MnistData", "SigmoidMLP", "TrainingConfig", "TrainingResult")
+    },
 }
 # Shapes and ranges in docstring types, such as ``ndarray, shape (N, C)`` or
 # ``float in [0, 1]``, are not names: their pieces stay plain text.
@@ -212,6 +217,18 @@ copybutton_exclude = ".linenos, .gp, .go"
 warnings.filterwarnings("ignore", message=".*set_application.*", category=DeprecationWarning)
 
 
-def setup(app: object) -> None:
-    """Name the numerical configuration the lessons execute with in the build log."""
-    logging.getLogger("bnlessons").info(f"bnlessons: lessons execute with {blas_summary()}")
+def setup(app: Sphinx) -> None:
+    """Log the numerical configuration, and each lesson's experiment-cache hits and misses."""
+    logger = logging.getLogger("bnlessons")
+    logger.info(f"bnlessons: lessons execute with {blas_summary()}")
+    cache_root = Path(os.environ["BNLESSONS_CACHE_DIR"])
+    offset = [_cache.read_log(cache_root)[2]]  # lessons execute one after another
+
+    def report(app: Sphinx, doctree: object) -> None:
+        hits, misses, offset[0] = _cache.read_log(cache_root, offset[0])
+        if hits or misses:
+            docname = app.env.docname
+            app.env.metadata[docname]["experiment_cache"] = {"hits": hits, "misses": misses}
+            logger.info(f"bnlessons: {docname}: experiment cache {hits} hits, {misses} misses")
+
+    app.connect("doctree-read", report)

@@ -103,3 +103,16 @@ def test_workers_share_the_cache(
     assert len(_log(tmp_path)) == 2
     assert _same_run(train(CONFIG, data), fresh)
     assert _log(tmp_path)[-1]["hit"] is True
+
+
+def test_read_log_counts_from_an_offset(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: MnistData
+) -> None:
+    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+    assert _cache.read_log(tmp_path) == (0, 0, 0)
+    train(CONFIG, data)
+    hits, misses, end = _cache.read_log(tmp_path)
+    assert (hits, misses) == (0, 1) and end > 0
+    train(CONFIG, data)
+    train(CONFIG, data)
+    assert _cache.read_log(tmp_path, end)[:2] == (2, 0)

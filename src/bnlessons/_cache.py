@@ -123,3 +123,20 @@ def cached(func: Callable[P, R]) -> Callable[P, R]:
         return result
 
     return wrapper
+
+
+def read_log(root: Path, start: int = 0) -> tuple[int, int, int]:
+    """Count the hits and misses logged under ``root`` from byte ``start`` on.
+
+    Returns ``(hits, misses, end)``; pass ``end`` as the next ``start`` to read only the calls
+    made since (the site build does so after each lesson).
+    """
+    path = root / "log.jsonl"
+    if not path.is_file():
+        return 0, 0, start
+    with open(path, "rb") as log:
+        log.seek(start)
+        records = [json.loads(line) for line in log.read().splitlines() if line.strip()]
+        end = log.tell()
+    hits = sum(1 for record in records if record["hit"])
+    return hits, len(records) - hits, end

@@ -201,7 +201,8 @@ def evaluate_matrix_expression(expr: Any, values: Mapping[Any, ArrayLike]) -> Fl
 
     The expression is compiled with ``sympy.lambdify`` to numpy matrix products, so an
     expression over 100x100 symbols costs a few products, not a symbolic expansion. Use it to
-    compare a symbolic derivative with :func:`chain_gradients` on sampled matrices.
+    compare a symbolic derivative with :func:`~bnlessons.gradients.chain_gradients` on sampled
+    matrices.
 
     Parameters
     ----------
