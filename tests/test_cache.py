@@ -20,11 +20,23 @@ def data() -> MnistData:
     return load_mnist()
 
 
+@pytest.fixture
+def cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The experiment cache switched on, in a fresh directory."""
+    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+    return tmp_path
+
+
 def _log(root: Path) -> list[dict[str, object]]:
     path = root / "log.jsonl"
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def _assert_next_call_hits(root: Path, expected: TrainingResult, data: MnistData) -> None:
+    assert _same_run(train(CONFIG, data), expected)
+    assert _log(root)[-1]["hit"] is True
 
 
 def _same_run(a: TrainingResult, b: TrainingResult) -> bool:
@@ -51,68 +63,52 @@ def test_off_without_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     assert calls == [3, 3]
 
 
-def test_second_call_is_a_hit_and_equal(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: MnistData
-) -> None:
-    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+def test_second_call_is_a_hit_and_equal(cache_dir: Path, data: MnistData) -> None:
     fresh = training._train(CONFIG, data, None)
     first = train(CONFIG, data)
     second = train(CONFIG, data)
     assert _same_run(first, fresh) and _same_run(second, fresh)
-    assert [r["hit"] for r in _log(tmp_path)] == [False, True]
+    assert [r["hit"] for r in _log(cache_dir)] == [False, True]
     location = _cache.cache_location()
-    assert location is not None and location.parent == tmp_path
+    assert location is not None and location.parent == cache_dir
     assert location.name.startswith(_cache.library_digest())
 
 
-def test_other_inputs_are_other_entries(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: MnistData
-) -> None:
-    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+def test_other_inputs_are_other_entries(cache_dir: Path, data: MnistData) -> None:
     a = train(CONFIG, data)
     b = train(TrainingConfig(batch_norm=True, steps=30, eval_every=10, seed=4), data)
     assert not np.array_equal(a.network.weights[0], b.network.weights[0])
-    assert [r["hit"] for r in _log(tmp_path)] == [False, False]
+    assert [r["hit"] for r in _log(cache_dir)] == [False, False]
 
 
-def test_truncated_entry_is_recomputed(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: MnistData
-) -> None:
-    monkeypatch.setenv(_cache.ENV, str(tmp_path))
+def test_truncated_entry_is_recomputed(cache_dir: Path, data: MnistData) -> None:
     first = train(CONFIG, data)
-    (entry,) = tmp_path.rglob("output.pkl")
+    (entry,) = cache_dir.rglob("output.pkl")
     entry.write_bytes(entry.read_bytes()[: entry.stat().st_size // 2])
     again = train(CONFIG, data)
     assert _same_run(again, first)
-    records = _log(tmp_path)
+    records = _log(cache_dir)
     assert records[-1]["hit"] is False and records[-1]["recomputed_corrupt_entry"] is True
-    # the entry was rewritten whole: the next call loads it
-    assert _same_run(train(CONFIG, data), first)
-    assert _log(tmp_path)[-1]["hit"] is True
+    _assert_next_call_hits(cache_dir, first, data)  # the entry was rewritten whole
 
 
 def test_workers_share_the_cache(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: MnistData
+    cache_dir: Path, data: MnistData, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Two worker processes compute the same entry at the same time.
-    monkeypatch.setenv(_cache.ENV, str(tmp_path))
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
     a, b = train_many([CONFIG, CONFIG], data, processes=2)
     fresh = training._train(CONFIG, data, None)
     assert _same_run(a, fresh) and _same_run(b, fresh)
-    assert len(_log(tmp_path)) == 2
-    assert _same_run(train(CONFIG, data), fresh)
-    assert _log(tmp_path)[-1]["hit"] is True
+    assert len(_log(cache_dir)) == 2
+    _assert_next_call_hits(cache_dir, fresh, data)
 
 
-def test_read_log_counts_from_an_offset(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: MnistData
-) -> None:
-    monkeypatch.setenv(_cache.ENV, str(tmp_path))
-    assert _cache.read_log(tmp_path) == (0, 0, 0)
+def test_read_log_counts_from_an_offset(cache_dir: Path, data: MnistData) -> None:
+    assert _cache.read_log(cache_dir) == (0, 0, 0)
     train(CONFIG, data)
-    hits, misses, end = _cache.read_log(tmp_path)
+    hits, misses, end = _cache.read_log(cache_dir)
     assert (hits, misses) == (0, 1) and end > 0
     train(CONFIG, data)
     train(CONFIG, data)
-    assert _cache.read_log(tmp_path, end)[:2] == (2, 0)
+    assert _cache.read_log(cache_dir, end)[:2] == (2, 0)
