@@ -48,7 +48,7 @@ PAGE_TIMEOUT_MS = 60_000
 
 #: The search terms of issue 3 and the lesson pages that must be among the hits.
 SEARCHES = {
-    "running average": "lessons/06_implementing_batchnorm.html",
+    "running average": "lessons/07_batchnorm_in_practice.html",
     "Frobenius": "lessons/02_random_matrix_norms.html",
 }
 
@@ -429,3 +429,47 @@ def test_lessons_have_jupytext_front_matter() -> None:
         head = lesson.read_text(encoding="utf-8").split("---", 2)[1]
         assert "format_name: myst" in head, lesson.name
         assert "kernelspec:" in head, lesson.name
+
+
+#: The skeleton of docs/guides/writing-a-lesson.md: the fixed box and the fixed headings.
+BOX_TITLE = "What the notes say, what the numbers say"
+BOX_CLASS = "tip"
+
+
+def _skeleton_part(heading: str) -> str:
+    """The part of the skeleton a ``##`` heading belongs to ("check" for the free titles)."""
+    if heading.endswith(", as the notes give it"):
+        return "notes"
+    fixed = {"The derivation": "derivation", "Summary": "summary", "Exercises": "exercises"}
+    return fixed.get(heading, "next" if heading == "Next" else "check")
+
+
+def test_lessons_follow_the_skeleton() -> None:
+    """Notes, derivation (optional), checks, one box, Summary, Exercises, Next: in this order."""
+    order = ["notes", "derivation", "check", "box", "summary", "exercises", "next"]
+    lessons = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.md"))
+    assert len(lessons) >= 7
+    for lesson in lessons:
+        text = lesson.read_text(encoding="utf-8")
+        body = re.sub(r"```\{code-cell\}.*?\n```\n", "", text, flags=re.DOTALL)  # no # comments
+        assert len(re.findall(r"^# ", body, flags=re.MULTILINE)) == 1, lesson.name
+        parts = []
+        for match in re.finditer(r"^## (.+)$|^:::\{admonition\} (.+)\n:class: (\S+)", body, re.M):
+            heading, title, cls = match.groups()
+            if heading is None:
+                assert (title, cls) == (BOX_TITLE, BOX_CLASS), (lesson.name, title, cls)
+                parts.append("box")
+            else:
+                parts.append(_skeleton_part(heading))
+        assert parts.count("box") == 1 and parts.count("notes") == 1, (lesson.name, parts)
+        assert parts.count("derivation") <= 1 and "check" in parts, (lesson.name, parts)
+        assert parts[-4:] == ["box", "summary", "exercises", "next"], (lesson.name, parts)
+        ranks = [order.index(p) for p in parts]
+        assert ranks == sorted(ranks), (lesson.name, parts)
+        numbers = re.findall(r"^\*\*Exercise (\d+)\.(\d+)[ .]", body, flags=re.MULTILINE)
+        lesson_number = int(lesson.name[:2])
+        assert numbers, lesson.name
+        assert [(int(n), int(k)) for n, k in numbers] == [
+            (lesson_number, k) for k in range(1, len(numbers) + 1)
+        ], (lesson.name, numbers)
+        assert "{doc}`" in body.split("\n## Next\n", 1)[1], lesson.name
