@@ -240,23 +240,7 @@ def rms_frobenius_norm(m: int, n: int, sigma: float = 1.0) -> float:
         E\|M\|_F^2 = \sum_{i,j} E[M_{ij}^2] = mn\sigma^2, \qquad
         E\|M\|_F \le \sqrt{E\|M\|_F^2} = \sigma\sqrt{mn} \quad\text{(Jensen)}.
 
-    Parameters
-    ----------
-    m, n : int
-        Matrix shape, each ``>= 1``.
-    sigma : float, optional
-        Standard deviation of the entries, ``> 0``.
-
-    Returns
-    -------
-    float
-
-    Raises
-    ------
-    TypeError
-        If ``m`` or ``n`` is not an int, or ``sigma`` not a real number.
-    ValueError
-        If ``m < 1``, ``n < 1`` or ``sigma <= 0``.
+    The parameters and the errors are those of :func:`expected_frobenius_norm`.
 
     Examples
     --------
@@ -278,23 +262,7 @@ def spectral_norm_bound(m: int, n: int, sigma: float = 1.0) -> float:
     :math:`E\,s_{\max}(M) \le \sigma(\sqrt{m} + \sqrt{n})` (Gordon's inequality; Davidson and
     Szarek 2001), far below the Frobenius value :math:`\sigma\sqrt{mn}` for large matrices.
 
-    Parameters
-    ----------
-    m, n : int
-        Matrix shape, each ``>= 1``.
-    sigma : float, optional
-        Standard deviation of the entries, ``> 0``.
-
-    Returns
-    -------
-    float
-
-    Raises
-    ------
-    TypeError
-        If ``m`` or ``n`` is not an int, or ``sigma`` not a real number.
-    ValueError
-        If ``m < 1``, ``n < 1`` or ``sigma <= 0``.
+    The parameters and the errors are those of :func:`expected_frobenius_norm`.
 
     Examples
     --------
@@ -919,30 +887,7 @@ def sample_spectral_norms(
     condition of the *small* singular values). Compare with :func:`spectral_norm_bound`
     (:math:`E\|M\|_2 \le \sigma(\sqrt m + \sqrt n)`) and with :math:`\|M\|_2 \le \|M\|_F`.
 
-    Parameters
-    ----------
-    m, n : int
-        Matrix shape, each ``>= 1``.
-    n_samples : int
-        Number of matrices, ``>= 1``.
-    sigma : float, optional
-        Entry standard deviation, ``> 0``.
-    rng : numpy.random.Generator, int or None, optional
-        Random generator or seed.
-    batch_size : int or None, optional
-        Matrices per batch; None keeps each batch near 64 MB.
-
-    Returns
-    -------
-    ndarray
-        Shape ``(n_samples,)``.
-
-    Raises
-    ------
-    ValueError
-        If ``m``, ``n``, ``n_samples`` or ``batch_size`` is < 1 or ``sigma <= 0``.
-    TypeError
-        If an argument has the wrong type.
+    The parameters, the result and the errors are those of :func:`sample_frobenius_norms`.
 
     Examples
     --------
