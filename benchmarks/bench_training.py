@@ -114,8 +114,9 @@ def torch_step(batch_norm: bool, x: np.ndarray, y: np.ndarray) -> Callable[[int]
 def matmul_floor(x: np.ndarray) -> Callable[[int], None]:
     """The step's matrix products alone, at its shapes and layouts: the time no step can beat.
 
-    Forward ``h @ W`` for every layer; backward ``h.T @ d`` (weight gradients) for every layer
-    and ``d @ W.T`` for every layer but the first, as ``SigmoidMLP.sgd_step`` computes them.
+    Forward ``h @ W`` for every layer (the last one transposed, ``W.T @ h.T``); backward
+    ``h.T @ d`` (weight gradients) for every layer and ``d @ W.T`` for every layer but the
+    first, as ``SigmoidMLP.sgd_step`` computes them at batch 60.
     """
     rng = np.random.default_rng(0)
     weights = [
@@ -128,10 +129,15 @@ def matmul_floor(x: np.ndarray) -> Callable[[int], None]:
     deltas = [rng.standard_normal((BATCH, n), dtype=np.float32) for n in SIZES[1:]]
     back = [np.empty((BATCH, n), np.float32) for n in SIZES[1:-1]]
 
+    # The step keeps the logits and their gradient transposed, (classes, batch): so here.
+    outputs[-1] = np.empty((SIZES[-1], BATCH), np.float32)
+    deltas[-1] = np.ascontiguousarray(deltas[-1].T).T
+
     def run(steps: int) -> None:
         for _ in range(steps):
-            for h, w, z in zip(inputs, weights, outputs, strict=True):
+            for h, w, z in zip(inputs[:-1], weights[:-1], outputs[:-1], strict=True):
                 np.matmul(h, w, out=z)
+            np.matmul(weights[-1].T, inputs[-1].T, out=outputs[-1])
             for i in range(len(weights) - 1, -1, -1):
                 np.matmul(inputs[i].T, deltas[i], out=grads[i])
                 if i > 0:

@@ -255,7 +255,11 @@ class SigmoidMLP:
         """Take one SGD step on the batch ``(x, labels)``; return the batch loss before it.
 
         Forward, softmax cross-entropy, backward of ``learning_rate * loss`` (so every gradient
-        carries the rate), then ``p -= grad_p``.
+        carries the rate), then ``p -= grad_p``. A batch of at most 256 examples, the case of
+        training, takes the same arithmetic reorganised into fewer numpy calls (the private
+        module ``bnlessons._step``); it leaves the same gradients, parameters, running
+        statistics and ``pre_activations``, and :meth:`backward` then needs a new
+        :meth:`forward`.
 
         Examples
         --------
@@ -267,11 +271,11 @@ class SigmoidMLP:
         >>> bool(later[-1] < first)
         True
         """
+        self._check_input(x)
         if _step.applies(self, x.shape[0]):  # a small batch: the same step in fewer numpy calls
-            self._check_input(x)
             if labels.shape != (x.shape[0],):
                 raise ValueError(f"labels: expected shape ({x.shape[0]},), got {labels.shape}")
-            self._input = x
+            self._input = None  # no forward pass to go back through: its buffers were reused
             return _step.sgd_step(self, x, labels, learning_rate, self._workspace(x.shape[0]))
         logits = self.forward(x)
         grad = self._buffers[x.shape[0]].grad_logits
