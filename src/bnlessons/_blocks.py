@@ -24,6 +24,7 @@ from bnlessons._typing import Float64Array, FloatArray
 
 _BLOCK_BYTES = 1 << 18  # 256 KiB: the few blocks a pass touches stay in the CPU caches
 _BLOCK_ROWS = 256  # at most, so that float32 column sums add few rounding errors
+_WHOLE_BYTES = 1 << 22  # an (N, C) batch of at most _BLOCK_ROWS rows and 4 MiB is one block
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,9 @@ class Blocks:
     def of(shape: tuple[int, ...], itemsize: int) -> Blocks:
         n, channels, length = shape[0], shape[1], math.prod(shape[2:])
         elements = _BLOCK_BYTES // itemsize
-        if length == 1:
+        if length == 1 and n <= _BLOCK_ROWS and n * channels * itemsize <= _WHOLE_BYTES:
+            rows, step = n, n  # one block: fewer, larger numpy calls beat cache-sized ones
+        elif length == 1:
             rows, step = n, min(_BLOCK_ROWS, max(1, elements // channels))
         else:
             rows, step = n * channels, max(1, elements // length)
