@@ -3,8 +3,11 @@
 Prints the median time of one step with and without BN, float32, and, when PyTorch is
 importable, the same network in PyTorch on the CPU (``nn.Linear``, ``nn.BatchNorm1d``,
 sigmoid, ``cross_entropy``, ``torch.optim.SGD``) with the same thread count, and the ratio
-numpy / torch. Steps run in blocks; numpy and torch blocks alternate so that both see the same
-machine load, and the medians over blocks are reported.
+numpy / torch. It also times the step's matrix products alone ("matmul floor": the eleven
+products of the layers, at the step's shapes and layouts), the time no step in numpy can beat,
+and prints the step's ratio to it. Steps run in blocks; the blocks of every variant alternate
+so that all see the same machine load, and the medians over blocks are reported. The step
+with BN has two goals (issue 10): at most 0.6x PyTorch's time and at most 1.6x the floor.
 
 Usage: ``python benchmarks/bench_training.py [--threads N] [--repeats R] [--block B]``.
 """
@@ -49,6 +52,10 @@ SIZES = (784, 100, 100, 100, 10)
 BATCH = 60
 RATE = 0.5
 INIT_STD = 0.1
+# Goals of issue 10 for the step with BN: at most this many times PyTorch's step, and at most
+# this many times the step's own matrix products ("matmul floor"), measured in the same run.
+TORCH_GOAL = 0.6
+FLOOR_GOAL = 1.6
 
 
 def numpy_step(batch_norm: bool, x: np.ndarray, y: np.ndarray) -> Callable[[int], None]:
@@ -104,6 +111,45 @@ def torch_step(batch_norm: bool, x: np.ndarray, y: np.ndarray) -> Callable[[int]
     return run
 
 
+def matmul_floor(x: np.ndarray) -> Callable[[int], None]:
+    """The step's matrix products alone, at its shapes and layouts: the time no step can beat.
+
+    Forward ``h @ W`` for every layer (the last one transposed, ``W.T @ h.T``); backward
+    ``h.T @ d`` (weight gradients) for every layer and ``d @ W.T`` for every layer but the
+    first, as ``SigmoidMLP.sgd_step`` computes them at batch 60.
+    """
+    rng = np.random.default_rng(0)
+    weights = [
+        rng.standard_normal((m, n), dtype=np.float32) * INIT_STD
+        for m, n in itertools.pairwise(SIZES)
+    ]
+    grads = [np.empty_like(w) for w in weights]
+    inputs = [x[0]] + [rng.random((BATCH, n), dtype=np.float32) for n in SIZES[1:-1]]
+    outputs = [np.empty((BATCH, n), np.float32) for n in SIZES[1:]]
+    deltas = [rng.standard_normal((BATCH, n), dtype=np.float32) for n in SIZES[1:]]
+    back = [np.empty((BATCH, n), np.float32) for n in SIZES[1:-1]]
+
+    # The step keeps the logits and their gradient transposed, (classes, batch): so here.
+    outputs[-1] = np.empty((SIZES[-1], BATCH), np.float32)
+    deltas[-1] = np.ascontiguousarray(deltas[-1].T).T
+
+    def run(steps: int) -> None:
+        for _ in range(steps):
+            for h, w, z in zip(inputs[:-1], weights[:-1], outputs[:-1], strict=True):
+                np.matmul(h, w, out=z)
+            np.matmul(weights[-1].T, inputs[-1].T, out=outputs[-1])
+            for i in range(len(weights) - 1, -1, -1):
+                np.matmul(inputs[i].T, deltas[i], out=grads[i])
+                if i > 0:
+                    np.matmul(deltas[i], weights[i].T, out=back[i - 1])
+
+    return run
+
+
+def verdict(value: float, goal: float) -> str:
+    return f"goal <= {goal:.2f}x: {'met' if value <= goal else 'NOT met'}"
+
+
 def main() -> None:
     data = load_mnist()
     batches = 20
@@ -116,6 +162,7 @@ def main() -> None:
         reference = torch_step(batch_norm, x, y)
         if reference is not None:
             variants[f"torch {tag}"] = reference
+    variants["matmul floor"] = matmul_floor(x)
     for run in variants.values():
         run(ARGS.block)  # warm up: allocate buffers, fault pages in
     times: dict[str, list[float]] = {name: [] for name in variants}
@@ -132,9 +179,14 @@ def main() -> None:
     for name, seconds in median.items():
         print(f"  {name:12s} {seconds * 1e6:8.1f} us")
     for tag in ("no BN", "BN"):
+        ratio = median[f"numpy {tag}"] / median["matmul floor"]
+        goal = f"   {verdict(ratio, FLOOR_GOAL)}" if tag == "BN" else ""
+        print(f"  ratio numpy/matmul floor, {tag:5s}: {ratio:.2f}x{goal}")
+    for tag in ("no BN", "BN"):
         if f"torch {tag}" in median:
             ratio = median[f"numpy {tag}"] / median[f"torch {tag}"]
-            print(f"  ratio numpy/torch, {tag:5s}: {ratio:.2f}x")
+            goal = f"   {verdict(ratio, TORCH_GOAL)}" if tag == "BN" else ""
+            print(f"  ratio numpy/torch, {tag:5s}: {ratio:.2f}x{goal}")
     if not any(name.startswith("torch") for name in median):
         print("  (PyTorch not importable: no ratio)", file=sys.stderr)
     per_step = median["numpy BN"] + median["numpy no BN"]

@@ -88,9 +88,9 @@ def test_no_affine_output_is_x_hat() -> None:
     assert y is not cache.x_hat and cache.gamma is None
 
 
-@pytest.mark.parametrize("shape", [(65536, 3), (64, 2, 32, 32)])
+@pytest.mark.parametrize("shape", [(65536, 3), (64, 2, 32, 32), (256, 3)])
 def test_variance_is_stable_in_float32(shape: tuple[int, ...]) -> None:
-    """float32 1000 + N(0, 1), 65536 values per channel: variance within 1e-5 relative."""
+    """float32 1000 + N(0, 1), in blocks or one small batch: variance within 1e-5 relative."""
     rng = np.random.default_rng(5)
     x = (1000.0 + rng.standard_normal(shape)).astype(np.float32)
     _, cache = batchnorm_forward(x, None, None)
@@ -163,10 +163,12 @@ def paper_backward(
 
 # shapes that the implementation walks in several cache-sized blocks (and a ragged last one)
 LARGE_SHAPES = [(1000, 300), (700, 7), (3, 4, 100, 100), (400, 3, 50), (5, 2, 3, 7000)]
+# one block, the whole-array path of a small (N, C) batch (bnlessons._blocks.small_forward)
+SMALL_SHAPES = [(60, 100), (256, 40), (3, 5)]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("shape", LARGE_SHAPES)
+@pytest.mark.parametrize("shape", LARGE_SHAPES + SMALL_SHAPES)
 def test_large_batches_match_the_references(shape: tuple[int, ...], dtype: type) -> None:
     rng = np.random.default_rng(12)
     x = batch(shape, seed=13, loc=-2.0, scale=3.0).astype(dtype)

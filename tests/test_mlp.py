@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from bnlessons import _step
 from bnlessons.mlp import SigmoidMLP, softmax_cross_entropy
 
 
@@ -161,3 +162,94 @@ def test_training_property_sets_every_bn_layer() -> None:
     assert all(norm.training for norm in net.norms)
     with pytest.raises(TypeError, match="training: expected a bool, got int"):
         net.training = 1  # type: ignore[assignment]
+
+
+def fd_gradients(net: SigmoidMLP, x: NDArray, y: NDArray) -> list[tuple[NDArray, NDArray]]:
+    """(parameter, central-difference gradient of the batch loss) for every parameter."""
+
+    def loss() -> float:
+        return softmax_cross_entropy(net.forward(x), y)[0]
+
+    params = list(net.weights) + [b for b in net.biases if b is not None]
+    for norm in net.norms:
+        assert norm.gamma is not None and norm.beta is not None
+        params += [norm.gamma, norm.beta]
+    return [(p, central_difference(loss, p, 1e-5)) for p in params]
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_sgd_step_moves_every_parameter_by_rate_times_the_finite_difference_gradient(
+    batch_norm: bool,
+) -> None:
+    # batch 8: the step of bnlessons._step (few numpy calls), checked from first principles
+    net = small_net(batch_norm, seed=5)
+    assert _step.applies(net, 8)
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(8, 7)), rng.integers(0, 3, size=8)
+    rate = 0.3
+    expected_loss = softmax_cross_entropy(net.forward(x), y)[0]
+    before = [(p.copy(), g) for p, g in fd_gradients(net, x, y)]
+    loss = net.sgd_step(x, y, learning_rate=rate)
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    after = [p for p, _ in fd_gradients(net, x, y)]  # the same arrays, now updated
+    for (old, numeric), new in zip(before, after, strict=True):
+        assert rel_error((old - new) / rate, numeric) < 1e-7
+    steps = list(net.grad_weights) + [g for g in net.grad_biases if g is not None]
+    steps += [g for n in net.norms for g in (n.grad_gamma, n.grad_beta) if g is not None]
+    for step, (_, numeric) in zip(steps, before, strict=True):
+        assert rel_error(step / rate, numeric) < 1e-7
+
+
+def test_sgd_step_folds_the_batch_statistics_into_the_running_ones() -> None:
+    net = small_net(True, seed=7)
+    rng = np.random.default_rng(8)
+    x, y = rng.normal(size=(10, 7)), rng.integers(0, 3, size=10)
+    z = x @ net.weights[0]  # the first BN layer's input, in float64
+    net.sgd_step(x, y, learning_rate=0.1)
+    norm = net.norms[0]
+    assert norm.num_batches_tracked == 1
+    np.testing.assert_allclose(norm.running_mean, 0.1 * z.mean(axis=0), rtol=1e-12)  # type: ignore[arg-type]
+    np.testing.assert_allclose(norm.running_var, 0.9 + 0.1 * z.var(axis=0, ddof=1), rtol=1e-12)  # type: ignore[arg-type]
+    assert [u.shape for u in net.pre_activations] == [(10, 6), (10, 5), (10, 4)]
+
+
+def test_float32_step_of_the_figure1_shape_matches_finite_differences_in_float64() -> None:
+    # batch 60, float32: every intermediate in the network's dtype; sampled entries of each
+    # gradient against central differences of the same network in float64
+    sizes = (30, 20, 20, 20, 10)
+    rng = np.random.default_rng(9)
+    nets = [
+        SigmoidMLP(sizes, batch_norm=True, init_std=0.3, rng=np.random.default_rng(1), dtype=t)
+        for t in (np.float32, np.float64)
+    ]
+    x = rng.random((60, 30))
+    y = rng.integers(0, 10, size=60)
+    single, double = nets
+    rate = 0.5
+    single.sgd_step(x.astype(np.float32), y, learning_rate=rate)
+
+    def loss() -> float:
+        return softmax_cross_entropy(double.forward(x), y)[0]
+
+    for w, step in zip(double.weights, single.grad_weights, strict=True):
+        picks = [tuple(int(rng.integers(0, n)) for n in w.shape) for _ in range(8)]
+        numeric = np.zeros(len(picks))
+        for k, i in enumerate(picks):
+            old = w[i]
+            w[i] = old + 1e-6
+            up = loss()
+            w[i] = old - 1e-6
+            numeric[k] = (up - loss()) / 2e-6
+            w[i] = old
+        analytic = np.array([step[i] for i in picks]) / rate
+        scale = np.abs(step).max() / rate
+        assert np.abs(analytic - numeric).max() < 1e-4 * scale
+
+
+def test_sgd_step_rejects_a_batch_with_nan_in_either_path() -> None:
+    for batch in (4, 300):  # the small-batch step and the general one
+        net = SigmoidMLP((3, 4, 2), batch_norm=True, init_std=1.0, rng=np.random.default_rng(0))
+        x = np.ones((batch, 3))
+        x[0, 0] = np.nan
+        with pytest.raises(ValueError, match="x: expected finite values"):
+            net.sgd_step(x, np.zeros(batch, dtype=np.intp), learning_rate=0.1)

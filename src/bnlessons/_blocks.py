@@ -24,6 +24,7 @@ from bnlessons._typing import Float64Array, FloatArray
 
 _BLOCK_BYTES = 1 << 18  # 256 KiB: the few blocks a pass touches stay in the CPU caches
 _BLOCK_ROWS = 256  # at most, so that float32 column sums add few rounding errors
+_WHOLE_BYTES = 1 << 22  # an (N, C) batch of at most _BLOCK_ROWS rows and 4 MiB is one block
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,9 @@ class Blocks:
     def of(shape: tuple[int, ...], itemsize: int) -> Blocks:
         n, channels, length = shape[0], shape[1], math.prod(shape[2:])
         elements = _BLOCK_BYTES // itemsize
-        if length == 1:
+        if length == 1 and n <= _BLOCK_ROWS and n * channels * itemsize <= _WHOLE_BYTES:
+            rows, step = n, n  # one block: fewer, larger numpy calls beat cache-sized ones
+        elif length == 1:
             rows, step = n, min(_BLOCK_ROWS, max(1, elements // channels))
         else:
             rows, step = n * channels, max(1, elements // length)
@@ -105,15 +108,33 @@ class Blocks:
         return total
 
     def sum(self, a: FloatArray, out: FloatArray) -> None:
-        """Per-channel sums of a block ``a``, into ``out``."""
-        np.add.reduce(a, axis=0 if self.by_column else 1, out=out)
+        """Per-channel sums of a block ``a``, into ``out``: a product with ones (one BLAS call)."""
+        if self.by_column:
+            np.matmul(ones(len(a), a.dtype), a, out=out)
+        else:
+            np.matmul(a, ones(a.shape[1], a.dtype), out=out)
 
     def dot(self, a: FloatArray, b: FloatArray, out: FloatArray) -> None:
-        """Per-channel sums of ``a * b`` of a block, into ``out``, without a temporary."""
-        if self.by_column:
-            np.einsum("ij,ij->j", a, b, out=out)
+        """Per-channel sums of ``a * b`` of a block, into ``out``."""
+        if self.by_column:  # the products into a scratch block, then their column sums
+            products = np.multiply(a, b, out=scratch(a.shape, a.dtype))
+            np.matmul(ones(len(a), a.dtype), products, out=out)
         else:
             np.vecdot(a, b, out=out)  # along the last axis
+
+
+@functools.lru_cache(maxsize=16)
+def ones(n: int, dtype: np.dtype[Any]) -> FloatArray:
+    """A read-only vector of ``n`` ones: ``ones @ a`` sums the rows of ``a`` in one BLAS call."""
+    vector = np.ones(n, dtype)
+    vector.flags.writeable = False
+    return vector
+
+
+@functools.lru_cache(maxsize=4)
+def scratch(shape: tuple[int, ...], dtype: np.dtype[Any]) -> FloatArray:
+    """A work array for a block, allocated once (a fresh one page-faults on every pass)."""
+    return np.empty(shape, dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -135,11 +156,13 @@ def center(x: FloatArray, centered: FloatArray) -> tuple[Float64Array, Float64Ar
     blocks = Blocks.of(x.shape, x.itemsize)
     count = x.size // x.shape[1]
     if blocks.whole:  # a small (N, C) batch: the formulas on whole arrays
-        mean = np.add.reduce(x, axis=0).astype(np.float64) / count  # <= 256 rows
+        sums = blocks.partials(x.dtype)[0]
+        blocks.sum(x, out=sums)  # <= 256 rows
+        mean = sums / np.float64(count)
         _check_mean(mean, x.dtype)
         np.subtract(x, mean.astype(x.dtype), out=centered)
-        var = np.einsum("ij,ij->j", centered, centered).astype(np.float64) / count
-        return mean, var
+        blocks.dot(centered, centered, out=sums)
+        return mean, sums / np.float64(count)
     x2, d2 = blocks.view(x), blocks.view(centered)
     sums, squares = blocks.partials(x.dtype), blocks.partials(x.dtype)
     for j, rows in blocks.ranges:  # pass 1: the mean
@@ -159,8 +182,10 @@ def gradient_sums(dy: FloatArray, centered: FloatArray) -> tuple[Float64Array, F
     """Per-channel ``sum(dy)`` and ``sum(dy * centered)``, one pass in blocks."""
     blocks = Blocks.of(dy.shape, dy.itemsize)
     if blocks.whole:
-        dot = np.einsum("ij,ij->j", dy, centered).astype(np.float64)
-        return np.add.reduce(dy, axis=0).astype(np.float64), dot
+        sums, dots = np.empty((2, dy.shape[1]), dy.dtype)
+        blocks.sum(dy, out=sums)
+        blocks.dot(dy, centered, out=dots)
+        return sums.astype(np.float64), dots.astype(np.float64)
     dy2, d2 = blocks.view(dy), blocks.view(centered)
     sums, dots = blocks.partials(dy.dtype), blocks.partials(dy.dtype)
     for j, rows in blocks.ranges:
@@ -221,3 +246,69 @@ def input_gradient(
         np.subtract(dy2[rows], dxb, out=dxb)
         dxb *= blocks.block(factor, rows)
     return dx
+
+
+# ---------------------------------------------------------------------------
+# a small (N, C) batch, one block: the whole forward and backward in few numpy calls
+#
+# At (60, 100) an array has 6,000 entries and a numpy call costs more than its arithmetic,
+# so these take the formulas of the passes above with as few calls as they allow: sums and
+# means as products with a vector of ones or of 1/N (one BLAS call each), the per-channel
+# vectors in x's dtype (no conversions between the steps; at most 256 values per sum).
+
+
+@functools.lru_cache(maxsize=16)
+def _means(n: int, dtype: np.dtype[Any]) -> FloatArray:
+    """A read-only vector of ``n`` values ``1/n``: ``means @ a`` is the column mean of ``a``."""
+    vector = np.full(n, 1 / n, dtype)
+    vector.flags.writeable = False
+    return vector
+
+
+def small_forward(
+    x: FloatArray,
+    centered: FloatArray,
+    gamma: FloatArray | None,
+    beta: FloatArray | None,
+    eps: float,
+) -> tuple[FloatArray, Float64Array, Float64Array, Float64Array]:
+    """``y`` of a one-block (N, C) batch; ``centered = x - mean``; mean, var, inv_std in float64.
+
+    The same formulas as :func:`center` then :func:`affine`, in x's dtype.
+    """
+    means = _means(len(x), x.dtype)
+    mean = np.matmul(means, x)
+    _check_mean(mean, x.dtype)
+    np.subtract(x, mean, out=centered)
+    var = np.matmul(means, np.multiply(centered, centered, out=scratch(x.shape, x.dtype)))
+    inv_std = np.add(var, eps)  # 1 / sqrt(var + eps)
+    np.sqrt(inv_std, out=inv_std)
+    np.reciprocal(inv_std, out=inv_std)
+    scale = inv_std if gamma is None else np.multiply(gamma, inv_std, dtype=x.dtype)
+    y = centered * scale
+    if beta is not None:
+        y += beta
+    return y, mean.astype(np.float64), var.astype(np.float64), inv_std.astype(np.float64)
+
+
+def small_backward(
+    dy: FloatArray, centered: FloatArray, inv_std: Float64Array, gamma: FloatArray | None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """``(dx, dgamma, dbeta)`` of a one-block (N, C) batch, in the dtype of ``centered``.
+
+    The same formulas as :func:`gradient_sums` then :func:`input_gradient`, in x's dtype.
+    """
+    dtype = centered.dtype
+    n = len(centered)
+    inv = inv_std.astype(dtype)
+    unit = ones(n, dtype)
+    dbeta = np.matmul(unit, dy)  # sum(dy)
+    dgamma = np.matmul(unit, np.multiply(dy, centered, out=scratch(dy.shape, dtype)))
+    dgamma *= inv  # sum(dy * x_hat)
+    scale = inv if gamma is None else np.multiply(gamma, inv, dtype=dtype)
+    # dx = scale * (dy - centered * inv * dgamma / n - dbeta / n)
+    dx = centered * (dgamma * inv / n)
+    dx += dbeta / n
+    np.subtract(dy, dx, out=dx)
+    dx *= scale
+    return dx, dgamma, dbeta

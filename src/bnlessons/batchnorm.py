@@ -27,7 +27,15 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from bnlessons import _validate as _v
-from bnlessons._blocks import affine, center, gradient_sums, input_gradient
+from bnlessons._blocks import (
+    Blocks,
+    affine,
+    center,
+    gradient_sums,
+    input_gradient,
+    small_backward,
+    small_forward,
+)
 from bnlessons._typing import Float64Array, FloatArray
 from bnlessons.running_stats import moving_average_step
 
@@ -230,16 +238,24 @@ def _forward(
         )
     if centered is None or centered.shape != x.shape or centered.dtype != x.dtype:
         centered = np.empty_like(x)
-    mean, var = center(x, centered)
-    if not math.isfinite(np.add.reduce(var)):  # overflow: |x| near the largest float of its dtype
-        raise ValueError(f"x: expected values whose variance is finite, got {var.max()}")
-    inv_std = 1.0 / np.sqrt(var + eps)
-    scale = inv_std if gamma is None else gamma * inv_std
-    y = affine(centered, scale, beta)
+    if Blocks.of(x.shape, x.itemsize).whole:  # a small (N, C) batch: the same, in few calls
+        y, mean, var, inv_std = small_forward(x, centered, gamma, beta, eps)
+        _check_variance(var)
+    else:
+        mean, var = center(x, centered)
+        _check_variance(var)
+        inv_std = 1.0 / np.sqrt(var + eps)
+        scale = inv_std if gamma is None else gamma * inv_std
+        y = affine(centered, scale, beta)
     cache = BatchNormCache(
         centered=centered, mean=mean, var=var, inv_std=inv_std, gamma=gamma, eps=eps
     )
     return y, cache
+
+
+def _check_variance(var: Float64Array) -> None:
+    if not math.isfinite(np.add.reduce(var)):  # overflow: |x| near the largest float of its dtype
+        raise ValueError(f"x: expected values whose variance is finite, got {var.max()}")
 
 
 def batchnorm_backward(
@@ -293,6 +309,8 @@ def batchnorm_backward(
     centered = cache.centered
     grad = _check_grad(dy, centered)
     dtype = centered.dtype
+    if Blocks.of(centered.shape, centered.itemsize).whole:  # a small (N, C) batch
+        return small_backward(grad, centered, cache.inv_std, cache.gamma)
     dbeta, dot = gradient_sums(grad, centered)  # pass 1: the two sums
     dgamma = dot * cache.inv_std  # sum(dy * x_hat)
 

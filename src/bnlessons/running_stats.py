@@ -55,10 +55,11 @@ def moving_average_step(average: NDArray[Any], value: ArrayLike, weight: float) 
     [1.0, 11.0]
     """
     new = value if isinstance(value, np.ndarray) else np.asarray(value)
-    if new.dtype.kind == "f" and new.dtype != average.dtype:
-        new = new.astype(average.dtype)
     average *= 1.0 - weight
-    average += weight * new
+    if new.dtype.kind == "f":  # converted to the average's dtype, then weighted: one call
+        average += np.multiply(new, weight, dtype=average.dtype)
+    else:
+        average += weight * new
 
 
 class ExponentialMovingAverage:
