@@ -53,22 +53,22 @@ __all__ = [
     "use_norm",
 ]
 
-#: Default largest scale :math:`a_{\max}` of :class:`NoisyBatchNorm`'s noise, ``a ~ U(1, 3)``.
+#: Default largest scale of the noise of NoisyBatchNorm, ``a ~ U(1, 3)``.
 NOISE_SCALE = 3.0
-#: Default largest shift :math:`b_{\max}` of :class:`NoisyBatchNorm`'s noise, ``b ~ U(-2, 2)``.
+#: Default largest shift of the noise of NoisyBatchNorm, ``b ~ U(-2, 2)``.
 NOISE_SHIFT = 2.0
 
 
 class Norm(enum.Enum):
     """The layer before each sigmoid of the Figure 1 network."""
 
-    #: No normalization (the baseline): ``batch_norm=False``.
+    #: No normalization, the baseline (``batch_norm=False``).
     NONE = "none"
-    #: :class:`~bnlessons.batchnorm.BatchNorm`, statistics over the batch.
+    #: BatchNorm, with statistics over the batch.
     BATCH = "batch"
-    #: :class:`~bnlessons.layernorm.LayerNorm`, statistics over each example's features.
+    #: LayerNorm, with statistics over each example's features.
     LAYER = "layer"
-    #: :class:`NoisyBatchNorm`, BN with a random per-unit scale and shift at every step.
+    #: NoisyBatchNorm, BN with a random per-unit scale and shift at every step.
     NOISY_BATCH = "noisy_batch"
 
 

@@ -39,7 +39,7 @@ __all__ = [
     "with_step0_in_training_mode",
 ]
 
-#: What :func:`train` calls before each SGD step when given a probe:
+#: The type of the probe that train calls before each SGD step, as
 #: ``probe(steps_taken, network, x_batch, labels_batch)``.
 Probe = Callable[[int, SigmoidMLP, FloatArray, IntArray], None]
 
