@@ -376,7 +376,8 @@ def track(config: TrainingConfig, data: MnistData, *, step_sizes: Sequence[float
     At steps ``0, eval_every, 2 eval_every, ...`` (before the last), on the batch about to be
     used: :func:`gradient_shift` with the run's learning rate and :func:`gradient_landscape`
     with ``step_sizes``; at every evaluation step, the training-mode percentiles of the tracked
-    sigmoid input. The measures work on copies, so the run is the one :func:`train` gives.
+    sigmoid input. The measures work on copies, so the run is the one
+    :func:`~bnlessons.training.train` gives.
 
     Examples
     --------

@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from bnlessons import _validate as _v
-from bnlessons._typing import FloatArray
+from bnlessons._typing import FloatArray, FloatType
 from bnlessons.batchnorm import BatchNorm
 from bnlessons.layernorm import LayerNorm
 from bnlessons.mlp import NormLayer, SigmoidMLP
@@ -163,7 +163,7 @@ def norm_layers(
     norm: Norm,
     widths: Sequence[int],
     *,
-    dtype: type[np.floating[Any]] | np.dtype[Any],
+    dtype: FloatType,
     rng: np.random.Generator | None = None,
     max_scale: float = NOISE_SCALE,
     max_shift: float = NOISE_SHIFT,
