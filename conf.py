@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 sys.path.insert(0, str(ROOT / "src"))
 
 import bnsite  # noqa: E402  (the local extension, found through the path set just above)
+from docutils import nodes  # noqa: E402
 from sphinx.application import Sphinx  # noqa: E402
 from sphinx.util import logging  # noqa: E402
 
@@ -44,6 +45,7 @@ exclude_patterns = [
     "docs/_inv",
     "docs/_ext",
     "docs/_static",
+    "docs/_templates",
     "src",
     "tests",
     "benchmarks",
@@ -183,6 +185,7 @@ doctest_test_doctest_blocks = ""  # only {doctest} blocks; docstrings run under 
 
 html_theme = "sphinx_book_theme"
 html_static_path = ["docs/_static"]
+templates_path = ["docs/_templates"]  # theme components overridden for accessibility
 html_css_files = ["bnlessons.css"]
 html_copy_source = True
 html_sourcelink_suffix = ""  # _sources/lessons/x.md, the MyST file itself
@@ -232,3 +235,33 @@ def setup(app: Sphinx) -> None:
             logger.info(f"bnlessons: {docname}: experiment cache {hits} hits, {misses} misses")
 
     app.connect("doctree-read", report)
+    app.connect("doctree-resolved", alt_from_caption)
+    app.connect("html-page-context", accessible_html)
+
+
+# -- Accessibility (axe-core finds no serious or critical violation; tests/test_site.py) -----
+
+#: HTML that myst-nb and docutils write and axe-core flags, and what replaces it:
+#: a summary named "Toggle hidden content" while it shows "Show code cell source" (label in
+#: name, WCAG 2.5.3), and DPUB's deprecated doc-biblioentry, which is no listitem of its list.
+A11Y_HTML = {
+    '<summary aria-label="Toggle hidden content">': "<summary>",
+    'role="doc-biblioentry"': 'role="listitem"',
+}
+
+
+def accessible_html(
+    app: Sphinx, pagename: str, template: str, context: dict[str, object], doctree: object
+) -> None:
+    for old, new in A11Y_HTML.items():
+        if isinstance(context.get("body"), str):
+            context["body"] = str(context["body"]).replace(old, new)
+
+
+def alt_from_caption(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """A figure's image without alt text gets its caption, as read, for alt text."""
+    for figure in doctree.findall(nodes.figure):
+        caption = next(figure.findall(nodes.caption), None)
+        for image in figure.findall(nodes.image):
+            if caption is not None and not image.get("alt"):
+                image["alt"] = " ".join(caption.astext().split())
