@@ -267,6 +267,15 @@ class LayerNorm:
 
     __call__ = forward
 
+    def train(self, mode: bool = True) -> LayerNorm:
+        """Return self: training and evaluation compute the same (``mode`` is only checked).
+
+        There for the interface of :class:`bnlessons.mlp.NormLayer`, so that a network can
+        switch every normalization layer's mode alike.
+        """
+        _v.boolean(mode, "mode")
+        return self
+
     def backward(self, dy: ArrayLike) -> FloatArray:
         """Return ``dL/dx`` for the last :meth:`forward`; set ``grad_gamma``, ``grad_beta``."""
         if self._cache is None:

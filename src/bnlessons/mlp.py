@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,7 +33,43 @@ from bnlessons import _validate as _v
 from bnlessons._typing import FloatArray, FloatType, IntArray
 from bnlessons.batchnorm import BatchNorm
 
-__all__ = ["SigmoidMLP", "softmax_cross_entropy"]
+__all__ = ["NormLayer", "SigmoidMLP", "softmax_cross_entropy"]
+
+
+class NormLayer(Protocol):
+    """What :class:`SigmoidMLP` asks of the layer before each sigmoid.
+
+    :class:`~bnlessons.batchnorm.BatchNorm` (the default), and the variants of
+    :mod:`bnlessons.norms` (layer norm, noisy BN) that :func:`bnlessons.norms.use_norm`
+    puts in its place: a forward and a backward pass, a training/evaluation switch, and the
+    parameters with their gradients, which :meth:`SigmoidMLP.subtract_gradients` updates in
+    place.
+    """
+
+    @property
+    def gamma(self) -> FloatArray | None:
+        """The scale, updated in place by the SGD step (None without one)."""
+
+    @property
+    def beta(self) -> FloatArray | None:
+        """The shift, updated in place by the SGD step (None without one)."""
+
+    @property
+    def grad_gamma(self) -> FloatArray | None:
+        """Gradient of the scale from the last backward pass."""
+
+    @property
+    def grad_beta(self) -> FloatArray | None:
+        """Gradient of the shift from the last backward pass."""
+
+    def forward(self, x: FloatArray) -> FloatArray:
+        """Return the normalized batch, shape and dtype of ``x``."""
+
+    def backward(self, dy: FloatArray) -> FloatArray:
+        """Return the gradient with respect to the last forward's input."""
+
+    def train(self, mode: bool = True) -> object:
+        """Switch to training mode (evaluation mode with ``mode=False``)."""
 
 
 def softmax_cross_entropy(
@@ -103,8 +140,9 @@ class SigmoidMLP:
         ``W_l`` of shape (fan_in, fan_out).
     biases : list of NDArray or None
         ``b_l``, None for the layers followed by BN.
-    norms : list of BatchNorm
-        One per hidden layer, empty without BN.
+    norms : list of NormLayer
+        One per hidden layer, empty without BN (BatchNorm layers, or the variants that
+        :func:`bnlessons.norms.use_norm` puts in their place).
     grad_weights, grad_biases : lists of NDArray or None
         Gradients written by :meth:`backward`.
     pre_activations : list of NDArray
@@ -142,7 +180,7 @@ class SigmoidMLP:
             None if batch_norm and i < last else np.zeros(n, dtype)
             for i, (_, n) in enumerate(pairs)
         ]
-        self.norms: list[BatchNorm] = (
+        self.norms: list[NormLayer] = (
             [BatchNorm(n, dtype=dtype) for n in self.sizes[1:-1]] if batch_norm else []
         )
         self.grad_weights: list[FloatArray] = [np.zeros_like(w) for w in self.weights]

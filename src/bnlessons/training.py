@@ -30,6 +30,7 @@ from bnlessons.provenance import blas_info
 __all__ = [
     "FIGURE1",
     "PERCENTILES",
+    "Probe",
     "TrainingConfig",
     "TrainingResult",
     "evaluate",
@@ -37,6 +38,10 @@ __all__ = [
     "train_many",
     "with_step0_in_training_mode",
 ]
+
+#: The type of the probe that train calls before each SGD step, as
+#: ``probe(steps_taken, network, x_batch, labels_batch)``.
+Probe = Callable[[int, SigmoidMLP, FloatArray, IntArray], None]
 
 #: The percentiles of Figure 1 (b, c).
 PERCENTILES = (15.0, 50.0, 85.0)
@@ -241,6 +246,7 @@ def train(
     data: MnistData,
     *,
     progress: Callable[[int, float], None] | None = None,
+    probe: Probe | None = None,
 ) -> TrainingResult:
     """Train the Figure 1 network on ``data`` by SGD and record the curves of Figure 1.
 
@@ -255,6 +261,11 @@ def train(
     data : MnistData
     progress : callable, optional
         Called as ``progress(step, test_accuracy)`` after every evaluation.
+    probe : callable, optional
+        Called as ``probe(step, network, x_batch, labels_batch)`` before every SGD step, with
+        the number of steps taken so far and the batch of the step about to be taken (for
+        measures such as :func:`bnlessons.ics.gradient_shift`). It must not change the
+        network or the batch (measure a copy), so the run is the same as without it.
 
     Examples
     --------
@@ -263,12 +274,12 @@ def train(
     >>> result.steps.tolist(), result.sigmoid_input_percentiles.shape
     ([0, 100, 200], (3, 3))
 
-    Without ``progress``, the run is memoized in the experiment cache when
+    Without ``progress`` and ``probe``, the run is memoized in the experiment cache when
     ``BNLESSONS_CACHE_DIR`` is set (the site build sets it): see ``bnlessons._cache``.
     """
-    if progress is None:
+    if progress is None and probe is None:
         return _train_cached(config, data)
-    return _train(config, data, progress)
+    return _train(config, data, progress, probe)
 
 
 @cached
@@ -278,7 +289,10 @@ def _train_cached(config: TrainingConfig, data: MnistData) -> TrainingResult:
 
 
 def _train(
-    config: TrainingConfig, data: MnistData, progress: Callable[[int, float], None] | None
+    config: TrainingConfig,
+    data: MnistData,
+    progress: Callable[[int, float], None] | None,
+    probe: Probe | None = None,
 ) -> TrainingResult:
     x_train = images_to_features(data.train_images, dtype=config.dtype)
     x_test = images_to_features(data.test_images, dtype=config.dtype)
@@ -313,6 +327,8 @@ def _train(
         idx = order[k * batch : (k + 1) * batch]
         np.take(x_train, idx, axis=0, out=xb)
         np.take(y_train, idx, out=yb)
+        if probe is not None:
+            probe(step - 1, net, xb, yb)
         net.sgd_step(xb, yb, learning_rate=config.learning_rate)
         if step in evaluations:
             record(step)
