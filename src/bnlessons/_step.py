@@ -130,14 +130,26 @@ class Workspace:
 def applies(net: SigmoidMLP, batch: int) -> bool:
     """Whether :func:`sgd_step` takes this step: a small batch, BN layers in their defaults.
 
-    BN layers must be in training mode with ``gamma`` and ``beta`` (as
-    :class:`~bnlessons.mlp.SigmoidMLP` makes them); anything else takes the general path.
+    The layers before the sigmoids must be plain :class:`~bnlessons.batchnorm.BatchNorm`
+    layers (not a subclass such as noisy BN, nor layer norm), in training mode, with ``gamma``
+    and ``beta`` (as :class:`~bnlessons.mlp.SigmoidMLP` makes them); anything else takes the
+    general path.
     """
-    if not 2 <= batch <= MAX_BATCH:
-        return False
-    return all(
-        norm.training and norm.gamma is not None and norm.beta is not None for norm in net.norms
-    )
+    return 2 <= batch <= MAX_BATCH and _plain_batch_norms(net) is not None
+
+
+def _plain_batch_norms(net: SigmoidMLP) -> list[BatchNorm] | None:
+    """``net.norms`` if each is a plain BatchNorm in training mode with gamma and beta."""
+    from bnlessons.batchnorm import BatchNorm
+
+    norms: list[BatchNorm] = []
+    for norm in net.norms:
+        if type(norm) is not BatchNorm:  # a subclass may change the computation
+            return None
+        if not norm.training or norm.gamma is None or norm.beta is None:
+            return None
+        norms.append(norm)
+    return norms
 
 
 def sgd_step(
@@ -151,7 +163,9 @@ def sgd_step(
     folded, ``pre_activations`` are the sigmoid inputs. A BN layer keeps no cache: the
     buffers it would hold were used by the backward pass.
     """
-    weights, biases, norms = net.weights, net.biases, net.norms
+    weights, biases = net.weights, net.biases
+    norms = _plain_batch_norms(net)
+    assert norms is not None, "sgd_step: expected plain BatchNorm layers (see applies)"
     hidden = work.hidden
     # forward
     h = x
