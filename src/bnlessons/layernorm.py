@@ -201,7 +201,7 @@ class LayerNorm:
     :meth:`forward` is :func:`layernorm_forward` with the layer's :math:`\gamma, \beta`, in
     training and at test time alike (the statistics are the example's own, so there is
     nothing to track); :meth:`backward` is :func:`layernorm_backward` and sets
-    :attr:`grad_gamma` and :attr:`grad_beta`.
+    ``grad_gamma`` and ``grad_beta``.
 
     Parameters
     ----------
