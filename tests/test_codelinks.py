@@ -1,0 +1,62 @@
+"""Code linked to the library: sphinx-codeautolink over the built site.
+
+Names in the lessons' code cells link to their entries on the API page (NumPy's and
+Matplotlib's to the public documentation, resolved offline from ``docs/_inv``), and each API
+entry lists the lessons whose code uses it. Needs ``make html``; ``make browser-test`` runs it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = ROOT / "_build" / "html"
+LINK = re.compile(r'<a class="sphinx-codeautolink-a" href="([^"]+)"')
+EXAMPLES = re.compile(
+    r"<details><summary>Expand for references to <a [^>]*title=\"([^\"]+)\".*?</details>",
+    flags=re.DOTALL,
+)
+
+
+def links(page: str) -> list[str]:
+    """The targets of the code links on a built page."""
+    path = SITE / page
+    if not path.is_file():
+        pytest.fail(f"{path} missing: run `make html`")
+    return LINK.findall(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.browser
+def test_every_lesson_links_its_code_to_the_api() -> None:
+    lessons = sorted(p.relative_to(SITE).as_posix() for p in (SITE / "lessons").glob("*.html"))
+    assert lessons
+    for page in lessons:
+        api = [h for h in links(page) if h.startswith("../docs/api.html#bnlessons.")]
+        assert api, f"{page}: no code link to an API entry"
+        anchors = (SITE / "docs" / "api.html").read_text(encoding="utf-8")
+        for href in api:
+            assert f'id="{href.split("#")[1]}"' in anchors, f"{page}: dead link {href}"
+
+
+@pytest.mark.browser
+def test_lessons_link_numpy_and_matplotlib_offline() -> None:
+    targets = {h for p in (SITE / "lessons").glob("*.html") for h in links(f"lessons/{p.name}")}
+    assert any(h.startswith("https://numpy.org/doc/stable/") for h in targets)
+    assert any(h.startswith("https://matplotlib.org/stable/") for h in targets)
+
+
+@pytest.mark.browser
+def test_api_entries_list_the_lessons_that_use_them() -> None:
+    html = (SITE / "docs" / "api.html").read_text(encoding="utf-8")
+    examples = {m[1]: m[0] for m in EXAMPLES.finditer(html)}
+    assert len(examples) >= 10, "API entries do not list the code that uses them"
+    # The batch-norm layer is the lessons' subject: its entry names the lesson implementing it,
+    # by the section's title (not by titles of tables or admonitions above the code).
+    batchnorm = examples["bnlessons.batchnorm.BatchNorm"]
+    link = re.search(r'href="../lessons/06_implementing_batchnorm.html#[^"]+">([^<]+)<', batchnorm)
+    assert link, "BatchNorm lists no lesson"
+    assert link[1].startswith("Implementing batch normalization / "), link[1]
+    assert link[1].count(" / ") <= 3, f"not a section's title: {link[1]}"
