@@ -138,6 +138,7 @@ async ({parts, titleHtml}) => {
   await Promise.all(Array.from(document.images).map(img => img.decode()));
   await document.fonts.ready;
   return {
+    math,
     mathjax: document.querySelectorAll("mjx-container").length,
     errors: document.querySelectorAll("mjx-merror").length,
     images: document.images.length,
@@ -246,7 +247,7 @@ def print_pdf(
     try:
         page.goto(base + parts[0], wait_until="load")
         page.add_style_tag(content=PRINT_CSS)
-        page.evaluate(f"document.title = {title!r}")
+        page.evaluate("title => { document.title = title; }", title)  # the PDF's metadata
         found = page.evaluate(
             _ASSEMBLE_JS, {"parts": [base + p for p in parts], "titleHtml": title_html}
         )
@@ -255,8 +256,8 @@ def print_pdf(
             page.wait_for_timeout(100)
             if in_flight:
                 quiet_since = time.monotonic()
-        if found["errors"]:
-            errors.append(f"MathJax reported {found['errors']} errors")
+        if found["errors"] or (found["math"] and not found["mathjax"]):
+            errors.append(f"MathJax did not typeset the math: {found}")
         if errors:
             raise SystemExit(f"make_pdf: {out.name}: {'; '.join(errors)}")
         page.emulate_media(media="print")
