@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
-        context = browser.new_context(service_workers="block")
+        context = browser.new_context(service_workers="block", color_scheme="light")
         context.set_default_timeout(TIMEOUT_MS)
         try:
             site_title, pages = table_of_contents(context, base)
