@@ -26,6 +26,7 @@ from docutils import nodes  # noqa: E402
 from IPython.core.inputtransformer2 import TransformerManager  # noqa: E402
 from sphinx.application import Sphinx  # noqa: E402
 from sphinx.util import logging  # noqa: E402
+from sphinx_codeautolink.extension.backref import SummaryNode  # noqa: E402
 from sphinx_codeautolink.extension.block import CodeBlockAnalyser  # noqa: E402
 from sphinx_codeautolink.extension.directive import PrefaceMarker  # noqa: E402
 
@@ -53,6 +54,7 @@ exclude_patterns = [
     "docs/_inv",
     "docs/_ext",
     "docs/_static",
+    "docs/_templates",
     "src",
     "tests",
     "benchmarks",
@@ -221,6 +223,7 @@ doctest_test_doctest_blocks = ""  # only {doctest} blocks; docstrings run under 
 
 html_theme = "sphinx_book_theme"
 html_static_path = ["docs/_static"]
+templates_path = ["docs/_templates"]  # theme components overridden for accessibility
 html_css_files = ["bnlessons.css"]
 html_copy_source = True
 html_sourcelink_suffix = ""  # _sources/lessons/x.md, the MyST file itself
@@ -294,6 +297,14 @@ def _section_titles_only(visit_title: Any) -> Any:
 CodeBlockAnalyser.visit_title = _section_titles_only(CodeBlockAnalyser.visit_title)
 
 
+def unlink_example_summaries(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """codeautolink's "Expand for references to NAME" links NAME inside the summary, a control
+    in a control (axe-core: nested-interactive); the entry is right above, so NAME stays text."""
+    for summary in doctree.findall(SummaryNode):
+        for reference in list(summary.findall(nodes.reference)):
+            reference.replace_self(reference.children)
+
+
 def link_pdf(
     app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: object
 ) -> None:
@@ -319,6 +330,7 @@ def setup(app: Sphinx) -> None:
     """Log the numerical configuration, and each lesson's experiment-cache hits and misses;
     link the printed PDFs."""
     app.connect("doctree-read", preface_removed_imports, priority=480)  # before codeautolink's
+    app.connect("doctree-resolved", unlink_example_summaries, priority=510)  # after the tables
     app.connect("html-page-context", link_pdf, priority=502)  # after the book theme's buttons
     pylogging.getLogger("sphinx.sphinx_codeautolink").addFilter(_known_undocumented)
     logger = logging.getLogger("bnlessons")
@@ -334,3 +346,33 @@ def setup(app: Sphinx) -> None:
             logger.info(f"bnlessons: {docname}: experiment cache {hits} hits, {misses} misses")
 
     app.connect("doctree-read", report)
+    app.connect("doctree-resolved", alt_from_caption)
+    app.connect("html-page-context", accessible_html)
+
+
+# -- Accessibility (axe-core finds no serious or critical violation; tests/test_site.py) -----
+
+#: HTML that myst-nb and docutils write and axe-core flags, and what replaces it:
+#: a summary named "Toggle hidden content" while it shows "Show code cell source" (label in
+#: name, WCAG 2.5.3), and DPUB's deprecated doc-biblioentry, which is no listitem of its list.
+A11Y_HTML = {
+    '<summary aria-label="Toggle hidden content">': "<summary>",
+    'role="doc-biblioentry"': 'role="listitem"',
+}
+
+
+def accessible_html(
+    app: Sphinx, pagename: str, template: str, context: dict[str, object], doctree: object
+) -> None:
+    for old, new in A11Y_HTML.items():
+        if isinstance(context.get("body"), str):
+            context["body"] = str(context["body"]).replace(old, new)
+
+
+def alt_from_caption(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """A figure's image without alt text gets its caption, as read, for alt text."""
+    for figure in doctree.findall(nodes.figure):
+        caption = next(figure.findall(nodes.caption), None)
+        for image in figure.findall(nodes.image):
+            if caption is not None and not image.get("alt"):
+                image["alt"] = " ".join(caption.astext().split())

@@ -1,9 +1,15 @@
-"""Fixtures shared by several test modules."""
+"""Fixtures and settings shared by several test modules."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import settings
+
+# No test is timed (timings are benchmarks): hypothesis's per-example deadline would make a
+# property test fail on a loaded machine, so it is off for every test.
+settings.register_profile("bnlessons", deadline=None)
+settings.load_profile("bnlessons")
 
 
 @pytest.fixture

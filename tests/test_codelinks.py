@@ -16,8 +16,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
 BATCHNORM = "bnlessons.batchnorm.BatchNorm"
 LINK = re.compile(r'<a class="sphinx-codeautolink-a" href="([^"]+)"')
+#: codeautolink's list of the code using an API entry; the entry's name is text, not a link
+#: (a link inside the summary would nest controls).
 EXAMPLES = re.compile(
-    r"<details><summary>Expand for references to <a [^>]*title=\"([^\"]+)\".*?</details>",
+    r"<details><summary>Expand for references to <code[^>]*><span class=\"pre\">([^<]+)</span>"
+    r"</code></summary>.*?</details>",
     flags=re.DOTALL,
 )
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from bnlessons.checks import numerical_gradient, relative_error
 from bnlessons.gradients import (
+    chain_expected_gradient_norms,
     chain_forward,
     chain_gradient_norms,
     chain_gradients,
@@ -280,3 +281,72 @@ def test_bad_dtype_and_non_finite() -> None:
         chain_gradients([W1, W2, W3], np.ones(2, dtype=complex))
     with pytest.raises(ValueError, match="upstream: expected finite values, got NaN or inf"):
         chain_gradients([W1], np.ones(2), upstream=np.array([1, 1, 1, np.nan]))
+
+
+# ------------------------------------------------------------------ expected gradient norms
+# Monte Carlo: a mean of n draws lies within 4 standard errors of the true mean except with
+# probability 2 * (1 - Phi(4)) = 6e-5; the seeds are fixed, so the tests are deterministic.
+Z = 4.0
+
+
+def test_expected_gradient_norms_match_monte_carlo() -> None:
+    """Sampled gradients, formed as explicit products of matrices, against the formula."""
+    shapes = [(5, 3), (4, 5), (6, 4), (2, 6)]
+    sigmas = [0.5, 2.0, 1.5, 0.7]
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(3)
+    g = rng.standard_normal(2)
+    n = 20_000
+    ws = [s * rng.standard_normal((n, m, k)) for (m, k), s in zip(shapes, sigmas, strict=True)]
+    norms = np.empty((n, len(shapes)))
+    for i in range(len(shapes)):
+        fwd = x[None, :, None]
+        for w in ws[:i]:
+            fwd = w @ fwd  # W_{i-1} ... W_1 x
+        bwd = g[None, :, None]
+        for w in reversed(ws[i + 1 :]):
+            bwd = np.swapaxes(w, 1, 2) @ bwd  # (W_L ... W_{i+1})^T g
+        grad = bwd @ np.swapaxes(fwd, 1, 2)  # the outer product, shape of W_i
+        assert grad.shape[1:] == shapes[i]
+        norms[:, i] = np.linalg.norm(grad, axis=(1, 2))
+    expected = chain_expected_gradient_norms(
+        shapes, sigmas, x_norm=float(np.linalg.norm(x)), upstream_norm=float(np.linalg.norm(g))
+    )
+    se = norms.std(axis=0, ddof=1) / np.sqrt(n)
+    assert np.all(np.abs(norms.mean(axis=0) - expected) <= Z * se), (norms.mean(axis=0), expected)
+
+
+def test_expected_gradient_norms_of_scalar_chain() -> None:
+    """1 x 1 weights: |dy/dw_i| = |x| |g| prod_{j != i} |w_j|, and E|w_j| = sigma_j sqrt(2/pi)."""
+    sigmas = [0.5, 3.0, 2.0]
+    half_normal = np.sqrt(2 / np.pi)
+    exact = [
+        1.5 * 2.0 * np.prod([s * half_normal for j, s in enumerate(sigmas) if j != i])
+        for i in range(3)
+    ]
+    got = chain_expected_gradient_norms([(1, 1)] * 3, sigmas, x_norm=1.5, upstream_norm=2.0)
+    assert np.allclose(got, exact, rtol=1e-14, atol=0), (got, exact)
+
+
+def test_expected_gradient_norm_of_one_layer_is_deterministic() -> None:
+    """L = 1: dL/dW = g x^T whatever W, so its norm is ||g|| ||x||."""
+    assert chain_expected_gradient_norms([(7, 4)], 3.0, x_norm=2.0, upstream_norm=5.0)[0] == 10.0
+
+
+def test_expected_gradient_norms_equal_in_every_layer_of_square_chain() -> None:
+    """Square layers: each gradient's size is a product of L - 1 chi(m) means, the same for all."""
+    got = chain_expected_gradient_norms([(50, 50)] * 6 + [(1, 50)], 1.0)
+    assert np.allclose(got, got[0], rtol=1e-12), got
+
+
+def test_bad_expected_gradient_norm_arguments() -> None:
+    with pytest.raises(ValueError, match=r"upstream_norm: expected a finite number > 0, got 0"):
+        chain_expected_gradient_norms(upstream_norm=0)
+    with pytest.raises(ValueError, match=r"x_norm: expected a finite number > 0, got -1\.0"):
+        chain_expected_gradient_norms(x_norm=-1.0)
+    with pytest.raises(ValueError, match=r"shapes\[1\] \(W2\): expected n == 3"):
+        chain_expected_gradient_norms([(3, 2), (4, 4)])
+    with pytest.raises(
+        TypeError, match="sigma: expected a positive float or one per layer, got str"
+    ):
+        chain_expected_gradient_norms(sigma="1")  # type: ignore[arg-type]

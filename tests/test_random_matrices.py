@@ -20,6 +20,7 @@ from bnlessons.random_matrices import (
     SEED_SHAPES,
     chain_expected_output_norms,
     chain_norm_bounds,
+    chain_rms_output_norms,
     chi_mean,
     expected_frobenius_norm,
     fan_in_sigmas,
@@ -28,6 +29,7 @@ from bnlessons.random_matrices import (
     rms_frobenius_norm,
     sample_chain_output_norms,
     sample_chain_output_norms_full,
+    sample_chain_rms_output_norms,
     sample_frobenius_norms,
     sample_spectral_norms,
     spectral_norm_bound,
@@ -364,3 +366,108 @@ def test_bad_sample_counts_rng_and_kind() -> None:
         sample_chain_output_norms(rng="seed")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="kind: expected 'frobenius' or 'spectral', got 'l1'"):
         chain_norm_bounds(kind="l1")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ RMS sizes (Exercise 3)
+def _unit_columns(rng: np.random.Generator, n: int, b: int) -> np.ndarray:
+    z = rng.standard_normal((n, b))
+    return z / np.linalg.norm(z, axis=0)
+
+
+def test_rms_output_norms_plain_match_monte_carlo() -> None:
+    """E||y_i||^2 from matrices drawn here, within 4 standard errors."""
+    shapes, sigmas = [(5, 3), (4, 5), (2, 4)], [0.5, 2.0, 1.5]
+    rng = np.random.default_rng(31)
+    n = 40_000
+    y = _unit_columns(rng, 3, n).T[:, :, None]  # one unit input per network
+    expected = chain_rms_output_norms(shapes, sigmas) ** 2
+    for i, ((m, k), s) in enumerate(zip(shapes, sigmas, strict=True)):
+        y = s * rng.standard_normal((n, m, k)) @ y
+        assert within(np.sum(y[:, :, 0] ** 2, axis=1), float(expected[i]))
+
+
+def test_rms_output_norms_plain_scale_with_input() -> None:
+    """E||W u||^2 = sigma^2 m ||u||^2, layer after layer: sqrt(prod sigma_j^2 m_j) ||x||."""
+    got = chain_rms_output_norms([(4, 2), (9, 4)], [0.5, 2.0], x_norm=3.0)
+    assert np.allclose(got, [3.0 * 0.5 * 2.0, 3.0 * 0.5 * 2.0 * 2.0 * 3.0], rtol=1e-14)
+
+
+def test_rms_output_norms_normalized_match_monte_carlo() -> None:
+    """Normalized layers written out here (eps = 0): sqrt(m_i), then sigma_L sqrt(m_L m_{L-1})."""
+    shapes, sigmas = [(6, 3), (5, 6), (3, 5)], [7.0, 0.1, 1.5]
+    rng = np.random.default_rng(32)
+    expected = chain_rms_output_norms(shapes, sigmas, normalized=True) ** 2
+    assert np.allclose(expected, [6.0, 5.0, 1.5**2 * 3 * 5], rtol=1e-14)
+    per_network = []
+    for _ in range(4_000):
+        a = _unit_columns(rng, 3, 16)
+        sizes = []
+        for i, ((m, k), s) in enumerate(zip(shapes, sigmas, strict=True)):
+            a = s * rng.standard_normal((m, k)) @ a
+            if i < len(shapes) - 1:  # each unit to batch mean 0 and variance 1
+                a = (a - a.mean(axis=1, keepdims=True)) / a.std(axis=1, keepdims=True)
+            sizes.append(np.mean(np.sum(a**2, axis=0)))
+        per_network.append(sizes)
+    squares = np.array(per_network)
+    assert np.allclose(squares[:, :2], expected[:2], rtol=1e-12)  # exact for every network
+    assert within(squares[:, 2], float(expected[2]))
+
+
+def test_rms_output_norms_single_layer_is_never_normalized() -> None:
+    plain = chain_rms_output_norms([(9, 4)], 2.0, x_norm=0.5)
+    assert np.array_equal(
+        plain, chain_rms_output_norms([(9, 4)], 2.0, x_norm=0.5, normalized=True)
+    )
+    assert plain[0] == 0.5 * 2.0 * 3.0
+
+
+def test_rms_sampler_unbiased_for_plain_chain() -> None:
+    """The square of each estimate is unbiased for E||y_i||^2: 40 independent runs, 4 SE."""
+    shapes, sigmas = [(4, 3), (6, 4), (1, 6)], [1.5, 0.5, 2.0]
+    runs = np.array(
+        [
+            sample_chain_rms_output_norms(shapes, 50, sigma=sigmas, batch=8, rng=seed) ** 2
+            for seed in range(40)
+        ]
+    )
+    expected = np.array([1.5**2 * 4, 1.5**2 * 4 * 0.25 * 6, 1.5**2 * 4 * 0.25 * 6 * 4.0])
+    for i in range(3):
+        assert within(runs[:, i], float(expected[i])), (runs[:, i].mean(), expected[i])
+
+
+def test_rms_sampler_normalized_hidden_layers_exact() -> None:
+    """A normalized unit has batch variance var / (var + eps): with a tiny eps, sqrt(m) exactly."""
+    sizes = sample_chain_rms_output_norms(
+        [(7, 3), (5, 7), (2, 5)], 3, sigma=[100.0, 0.01, 1.0], normalize=True, eps=1e-12, rng=1
+    )
+    assert np.allclose(sizes[:2], [np.sqrt(7), np.sqrt(5)], rtol=1e-9), sizes
+    tiny_weights = sample_chain_rms_output_norms(  # eps takes over: variance about 1e-6 / 3 < eps
+        [(7, 3), (2, 7)], 20, sigma=[1e-3, 1.0], normalize=True, eps=1e-5, rng=1
+    )
+    assert tiny_weights[0] < 0.5 * np.sqrt(7), tiny_weights
+
+
+def test_rms_sampler_is_reproducible_and_draws_unit_inputs() -> None:
+    a = sample_chain_rms_output_norms([(3, 2)], 4, sigma=1.0, batch=5, rng=3)
+    b = sample_chain_rms_output_norms([(3, 2)], 4, sigma=1.0, batch=5, rng=3)
+    assert np.array_equal(a, b)
+    # one 1 x 1 layer: y = w x with |x| = 1, so the mean square is E[w^2] = sigma^2 = 4; over
+    # 20,000 networks its standard error is sqrt(2 sigma^4 / 20,000) = 0.04, i.e. 0.01 on the
+    # root: 0.05 is 5 standard errors
+    one = sample_chain_rms_output_norms([(1, 1)], 20_000, sigma=2.0, batch=2, rng=4)
+    assert abs(one[0] - 2.0) < 0.05, one
+
+
+def test_bad_rms_arguments() -> None:
+    with pytest.raises(ValueError, match="batch: expected an int >= 2, got 1"):
+        sample_chain_rms_output_norms(batch=1)
+    with pytest.raises(ValueError, match="n_networks: expected an int >= 1, got 0"):
+        sample_chain_rms_output_norms(n_networks=0)
+    with pytest.raises(TypeError, match="normalize: expected a bool, got int"):
+        sample_chain_rms_output_norms(normalize=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"eps: expected a finite number > 0, got 0\.0"):
+        sample_chain_rms_output_norms(eps=0.0)
+    with pytest.raises(TypeError, match="normalized: expected a bool, got str"):
+        chain_rms_output_norms(normalized="yes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"x_norm: expected a finite number > 0, got 0"):
+        chain_rms_output_norms(x_norm=0)

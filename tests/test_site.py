@@ -8,10 +8,15 @@ Every HTML page is visited once; the tests then check what was recorded:
 * no console error (a missing favicon aside);
 * every ``<img>`` loaded;
 * on lesson pages, MathJax typeset the math and no raw ``\\(`` or ``$$`` is left;
+* every figure's image has alt text (its caption), not its file name;
+* axe-core finds no serious or critical accessibility violation, in light and in dark mode
+  (every page is visited once more with the browser preferring a dark colour scheme, which
+  the theme's default "auto" mode follows);
 * the search page finds the lessons for "running average" and "Frobenius".
 
-It also saves screenshots of the landing page and of a lesson at 1280 px width under
-``_build/screenshots/``. Run with ``make browser-test``; ``make test`` includes it.
+It also saves screenshots of the landing page and of a lesson at 1280 px width, and of every
+lesson in dark mode, under ``_build/screenshots/``. Run with ``make browser-test``;
+``make test`` includes it.
 
 The module also holds two checks of the documentation sources that need no browser (the
 API page covers every module; every lesson has the jupytext front matter).
@@ -45,10 +50,16 @@ CHROMIUM_ARGS = [
 ]
 WIDTH, HEIGHT = 1280, 900
 PAGE_TIMEOUT_MS = 60_000
+#: axe-core, installed by ``npm ci`` in docs/ (docs/package.json) and injected from this file.
+AXE = ROOT / "docs" / "node_modules" / "axe-core" / "axe.min.js"
+#: The colour modes every page is checked in; the first is the one the other tests see.
+MODES = ("light", "dark")
+#: The axe-core impacts that fail the test (the others are "moderate" and "minor").
+FAILING_IMPACTS = ("serious", "critical")
 
 #: The search terms of issue 3 and the lesson pages that must be among the hits.
 SEARCHES = {
-    "running average": "lessons/06_implementing_batchnorm.html",
+    "running average": "lessons/07_batchnorm_in_practice.html",
     "Frobenius": "lessons/02_random_matrix_norms.html",
 }
 
@@ -77,8 +88,20 @@ _RAW_MATH_JS = """
 
 _IMAGES_JS = """
 () => Array.from(document.images).map(img => ({
-  src: img.currentSrc || img.src, complete: img.complete, width: img.naturalWidth
+  src: img.currentSrc || img.src, complete: img.complete, width: img.naturalWidth,
+  alt: img.getAttribute("alt"), in_figure: img.closest("figure") !== null
 }))
+"""
+
+#: axe-core's violations, with the nodes' selectors; run after ``AXE`` is injected.
+_AXE_JS = """
+async () => {
+  const result = await axe.run(document, {resultTypes: ["violations"]});
+  return result.violations.map(v => ({
+    id: v.id, impact: v.impact, help: v.help,
+    targets: v.nodes.map(n => n.target.join(" "))
+  }));
+}
 """
 
 _WAIT_MATHJAX_JS = """
@@ -121,6 +144,9 @@ class PageReport:
     images: list[dict[str, Any]] = field(default_factory=list)
     mathjax_elements: int = -1
     raw_math: list[str] = field(default_factory=list)
+    mode: str = "light"
+    theme: str = ""  # the theme the page ended up in (<html data-theme>)
+    axe_violations: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _is_favicon(text: str) -> bool:
@@ -202,9 +228,15 @@ def _wait_until_quiet(page: Any, in_flight: set[Any], quiet_ms: int = 500) -> No
         quiet = quiet + 100 if not in_flight else 0
 
 
-def _visit(context: Any, base: str, page_path: str) -> PageReport:
-    report = PageReport(page_path)
+def _visit(context: Any, base: str, page_path: str, mode: str = "light") -> PageReport:
+    """Load one page in colour mode ``mode``, record what the browser saw and run axe-core.
+
+    The browser prefers ``mode``'s colour scheme, which the theme's "auto" mode follows.
+    In dark mode a lesson is also saved as a full-page screenshot.
+    """
+    report = PageReport(page_path, mode=mode)
     page = context.new_page()
+    page.emulate_media(color_scheme=mode)
     in_flight: set[Any] = set()
 
     def on_request(request: Any) -> None:
@@ -248,17 +280,41 @@ def _visit(context: Any, base: str, page_path: str) -> PageReport:
         _wait_until_quiet(page, in_flight)
         report.images = page.evaluate(_IMAGES_JS)
         report.raw_math = page.evaluate(_RAW_MATH_JS)
+        report.theme = str(page.evaluate("() => document.documentElement.dataset.theme"))
+        page.add_script_tag(path=str(AXE))
+        report.axe_violations = page.evaluate(_AXE_JS)
+        if mode == "dark" and is_lesson(page_path):
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            out = SCREENSHOTS / f"dark-{Path(page_path).stem}.png"
+            page.screenshot(path=str(out), full_page=True)
     finally:
         page.close()
     return report
 
 
 @pytest.fixture(scope="session")
-def reports(site: Path, server: str, browser_context: Any) -> dict[str, PageReport]:
-    """Every HTML page of the site, visited once."""
+def axe_script() -> Path:
+    if not AXE.is_file():
+        pytest.fail(f"axe-core is missing ({AXE} not found): run `make assets` (npm ci in docs/)")
+    return AXE
+
+
+@pytest.fixture(scope="session")
+def reports(
+    site: Path, server: str, browser_context: Any, axe_script: Path
+) -> dict[str, PageReport]:
+    """Every HTML page of the site, visited once (in light mode)."""
     pages = html_pages(site)
     assert "docs/index.html" in pages
-    return {page: _visit(browser_context, server, page) for page in pages}
+    return {page: _visit(browser_context, server, page, MODES[0]) for page in pages}
+
+
+@pytest.fixture(scope="session")
+def dark_reports(
+    site: Path, server: str, browser_context: Any, axe_script: Path
+) -> dict[str, PageReport]:
+    """Every HTML page of the site, visited again in dark mode."""
+    return {page: _visit(browser_context, server, page, "dark") for page in html_pages(site)}
 
 
 # ------------------------------------------------------------------------------ browser tests
@@ -305,6 +361,60 @@ def test_every_image_loaded(reports: dict[str, PageReport]) -> None:
     assert broken == {}, f"images that did not load: {broken}"
     lesson_images = sum(len(r.images) for page, r in reports.items() if is_lesson(page))
     assert lesson_images > 0, "the lessons show no figure at all"
+
+
+@pytest.mark.browser
+def test_every_figure_has_alt_text(reports: dict[str, PageReport]) -> None:
+    missing = {
+        page: [img["src"] for img in r.images if not _is_alt_text(img["alt"], img["src"])]
+        for page, r in reports.items()
+    }
+    missing = {page: srcs for page, srcs in missing.items() if srcs}
+    assert missing == {}, f"images without alt text (or with their file name as alt): {missing}"
+    figures = [img for r in reports.values() for img in r.images if img["in_figure"]]
+    assert figures, "no figure found"
+    short = [img["alt"] for img in figures if len(img["alt"].split()) < 5]
+    assert short == [], f"figures with too short an alt text (not their caption?): {short}"
+
+
+def _is_alt_text(alt: str | None, src: str) -> bool:
+    """Alt text that says something: not missing, empty, a path or the image's file name."""
+    return bool(alt and alt.strip()) and Path(alt).name not in src
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("mode", MODES)
+def test_no_serious_accessibility_violation(
+    mode: str, reports: dict[str, PageReport], dark_reports: dict[str, PageReport]
+) -> None:
+    checked = reports if mode == MODES[0] else dark_reports
+    wrong_theme = {page: r.theme for page, r in checked.items() if r.theme != mode}
+    assert wrong_theme == {}, f"pages not shown in {mode} mode: {wrong_theme}"
+    found = {
+        page: [
+            f"{v['id']} ({v['impact']}): {v['help']} -- {', '.join(v['targets'])}"
+            for v in r.axe_violations
+            if v["impact"] in FAILING_IMPACTS
+        ]
+        for page, r in sorted(checked.items())
+    }
+    found = {page: violations for page, violations in found.items() if violations}
+    listing = "\n".join(f"{page}:\n  " + "\n  ".join(vs) for page, vs in found.items())
+    assert found == {}, f"axe-core violations in {mode} mode:\n{listing}"
+
+
+@pytest.mark.browser
+def test_dark_mode_pages_load_cleanly(dark_reports: dict[str, PageReport]) -> None:
+    problems = {
+        page: r.failed + r.console_errors
+        for page, r in dark_reports.items()
+        if r.failed or r.console_errors
+    }
+    assert problems == {}, f"failed requests or console errors in dark mode: {problems}"
+    lessons = sorted(page for page in dark_reports if is_lesson(page))
+    shots = [SCREENSHOTS / f"dark-{Path(page).stem}.png" for page in lessons]
+    small = [str(shot) for shot in shots if not shot.is_file() or shot.stat().st_size < 10_000]
+    assert lessons and small == [], f"dark-mode lesson screenshots missing or empty: {small}"
 
 
 @pytest.mark.browser
@@ -429,3 +539,47 @@ def test_lessons_have_jupytext_front_matter() -> None:
         head = lesson.read_text(encoding="utf-8").split("---", 2)[1]
         assert "format_name: myst" in head, lesson.name
         assert "kernelspec:" in head, lesson.name
+
+
+#: The skeleton of docs/guides/writing-a-lesson.md: the fixed box and the fixed headings.
+BOX_TITLE = "What the notes say, what the numbers say"
+BOX_CLASS = "tip"
+
+
+def _skeleton_part(heading: str) -> str:
+    """The part of the skeleton a ``##`` heading belongs to ("check" for the free titles)."""
+    if heading.endswith(", as the notes give it"):
+        return "notes"
+    fixed = {"The derivation": "derivation", "Summary": "summary", "Exercises": "exercises"}
+    return fixed.get(heading, "next" if heading == "Next" else "check")
+
+
+def test_lessons_follow_the_skeleton() -> None:
+    """Notes, derivation (optional), checks, one box, Summary, Exercises, Next: in this order."""
+    order = ["notes", "derivation", "check", "box", "summary", "exercises", "next"]
+    lessons = sorted((ROOT / "lessons").glob("[0-9][0-9]_*.md"))
+    assert len(lessons) >= 7
+    for lesson in lessons:
+        text = lesson.read_text(encoding="utf-8")
+        body = re.sub(r"```\{code-cell\}.*?\n```\n", "", text, flags=re.DOTALL)  # no # comments
+        assert len(re.findall(r"^# ", body, flags=re.MULTILINE)) == 1, lesson.name
+        parts = []
+        for match in re.finditer(r"^## (.+)$|^:::\{admonition\} (.+)\n:class: (\S+)", body, re.M):
+            heading, title, cls = match.groups()
+            if heading is None:
+                assert (title, cls) == (BOX_TITLE, BOX_CLASS), (lesson.name, title, cls)
+                parts.append("box")
+            else:
+                parts.append(_skeleton_part(heading))
+        assert parts.count("box") == 1 and parts.count("notes") == 1, (lesson.name, parts)
+        assert parts.count("derivation") <= 1 and "check" in parts, (lesson.name, parts)
+        assert parts[-4:] == ["box", "summary", "exercises", "next"], (lesson.name, parts)
+        ranks = [order.index(p) for p in parts]
+        assert ranks == sorted(ranks), (lesson.name, parts)
+        numbers = re.findall(r"^\*\*Exercise (\d+)\.(\d+)[ .]", body, flags=re.MULTILINE)
+        lesson_number = int(lesson.name[:2])
+        assert numbers, lesson.name
+        assert [(int(n), int(k)) for n, k in numbers] == [
+            (lesson_number, k) for k in range(1, len(numbers) + 1)
+        ], (lesson.name, numbers)
+        assert "{doc}`" in body.split("\n## Next\n", 1)[1], lesson.name

@@ -34,8 +34,16 @@ from numpy.typing import ArrayLike
 from bnlessons import _validate as _v
 from bnlessons._typing import Float64Array
 from bnlessons.batchnorm import batchnorm_backward, batchnorm_forward
+from bnlessons.random_matrices import (
+    SEED_SHAPES,
+    SigmaLike,
+    _check_shapes,
+    _check_sigmas,
+    chi_mean,
+)
 
 __all__ = [
+    "chain_expected_gradient_norms",
     "chain_forward",
     "chain_gradient_norms",
     "chain_gradients",
@@ -350,3 +358,82 @@ def normalized_chain_gradients(
             dx, _, _ = batchnorm_backward((ws[i].T @ g).T, caches[i - 1])
             g = np.asarray(dx.T, dtype=np.float64)
     return acts, grads
+
+
+# --------------------------------------------------------------------------- expected sizes
+def chain_expected_gradient_norms(
+    shapes: Sequence[Sequence[int]] = SEED_SHAPES,
+    sigma: SigmaLike = 1.0,
+    x_norm: float = 1.0,
+    upstream_norm: float = 1.0,
+) -> Float64Array:
+    r"""Exact :math:`E\|\partial \mathcal{L}/\partial W_i\|_F` for every layer of a Gaussian chain.
+
+    For a fixed input :math:`x` and a fixed upstream gradient :math:`g` (for the loss
+    :math:`\mathcal{L} = g^T y`), each gradient is the outer product of a backward signal and a
+    forward activation (:func:`chain_gradient_norms`),
+
+    .. math::
+
+        \left\|\frac{\partial \mathcal{L}}{\partial W_i}\right\|_F
+        = \|(W_L \cdots W_{i+1})^T g\| \; \|W_{i-1} \cdots W_1 x\| .
+
+    With i.i.d. :math:`N(0, \sigma_j^2)` entries in :math:`W_j` (shape :math:`m_j \times n_j`),
+    rotation invariance makes the forward factor :math:`\|x\| \prod_{j<i} \sigma_j \chi_{m_j}`
+    and the backward one, through the transposed matrices, :math:`\|g\| \prod_{j>i} \sigma_j
+    \chi_{n_j}`, with independent chi variables. The two factors involve disjoint weights, so
+
+    .. math::
+
+        E\left\|\frac{\partial \mathcal{L}}{\partial W_i}\right\|_F
+        = \|x\|\,\|g\| \prod_{j < i} \sigma_j\,\mu_\chi(m_j)
+          \prod_{j > i} \sigma_j\,\mu_\chi(n_j)
+
+    (:func:`bnlessons.random_matrices.chi_mean`). The forward part is
+    :func:`bnlessons.random_matrices.chain_expected_output_norms` of the layers below, the
+    backward part the same for the transposed chain run backwards.
+
+    Parameters
+    ----------
+    shapes : sequence of (int, int)
+        Weight shapes ``[(m_1, n_1), ..., (m_L, n_L)]`` in application order; default the notes'
+        network :data:`bnlessons.random_matrices.SEED_SHAPES`.
+    sigma : float or sequence of float, optional
+        Entry standard deviation, one for all layers or one per layer.
+    x_norm : float, optional
+        :math:`\|x\|`, ``> 0``; default 1.
+    upstream_norm : float, optional
+        :math:`\|g\|`, ``> 0``; default 1 (a scalar output with :math:`g = 1`).
+
+    Returns
+    -------
+    ndarray
+        ``[E||dL/dW_1||_F, ..., E||dL/dW_L||_F]``, shape ``(L,)``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not compose, a dimension is < 1, or a sigma, ``x_norm`` or
+        ``upstream_norm`` is <= 0.
+    TypeError
+        If an argument has the wrong type.
+
+    Examples
+    --------
+    In the notes' network every layer's gradient has the same expected size,
+    :math:`\mu_\chi(100)^2 \approx 99.5`, since each is a product of two chi factors with
+    100 degrees of freedom:
+
+    >>> [round(float(v), 3) for v in chain_expected_gradient_norms()]
+    [99.501, 99.501, 99.501]
+    """
+    sh = _check_shapes(shapes)
+    sig = _check_sigmas(sigma, len(sh))
+    xn = _v.positive_float(x_norm, "x_norm")
+    gn = _v.positive_float(upstream_norm, "upstream_norm")
+    forward = np.array([s * chi_mean(m) for (m, _), s in zip(sh, sig, strict=True)])
+    backward = np.array([s * chi_mean(n) for (_, n), s in zip(sh, sig, strict=True)])
+    below = np.concatenate([[1.0], np.cumprod(forward[:-1])])  # prod_{j<i}
+    above = np.concatenate([np.cumprod(backward[:0:-1])[::-1], [1.0]])  # prod_{j>i}
+    out: Float64Array = xn * gn * below * above
+    return out

@@ -82,16 +82,18 @@ def layernorm_forward(
     Parameters
     ----------
     x : array_like, shape (..., D), float32 or float64
+        Examples along the leading axes, features along the last.
     gamma, beta : array_like of shape (D,), or None
-        Scale and shift. ``None`` means :math:`\gamma = 1` (resp. :math:`\beta = 0`).
+        The learned scale and shift of each feature; None for none (scale 1, shift 0).
     eps : float, default 1e-5
-        Added to the variance; must be > 0.
+        A positive number added to every variance.
 
     Returns
     -------
     y : ndarray
-        Same shape and dtype as ``x``.
+        The normalized ``x`` (its shape and dtype).
     cache : LayerNormCache
+        What :func:`layernorm_backward` needs.
 
     Raises
     ------
@@ -154,16 +156,16 @@ def layernorm_backward(
     Parameters
     ----------
     dy : array_like
-        Same shape as the forward output; float.
+        :math:`\partial L / \partial y`, a float array shaped like ``y``.
     cache : LayerNormCache
-        From :func:`layernorm_forward`.
+        The cache :func:`layernorm_forward` returned with ``y``.
 
     Returns
     -------
     dx : ndarray
-        Shape and dtype of the forward input.
+        :math:`\partial L / \partial x`, with the shape and dtype of ``x``.
     dgamma, dbeta : ndarray, shape (D,)
-        In the input's dtype (computed even when ``gamma``/``beta`` were None).
+        The parameter gradients, also when the forward pass had no ``gamma`` or ``beta``.
 
     Examples
     --------

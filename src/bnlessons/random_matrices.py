@@ -41,11 +41,13 @@ from numpy.typing import ArrayLike
 
 from bnlessons import _validate as _v
 from bnlessons._typing import Float64Array
+from bnlessons.batchnorm import batchnorm_forward
 
 __all__ = [
     "SEED_SHAPES",
     "chain_expected_output_norms",
     "chain_norm_bounds",
+    "chain_rms_output_norms",
     "chi_mean",
     "expected_frobenius_norm",
     "fan_in_sigmas",
@@ -54,6 +56,7 @@ __all__ = [
     "rms_frobenius_norm",
     "sample_chain_output_norms",
     "sample_chain_output_norms_full",
+    "sample_chain_rms_output_norms",
     "sample_frobenius_norms",
     "sample_spectral_norms",
     "spectral_norm_bound",
@@ -237,23 +240,7 @@ def rms_frobenius_norm(m: int, n: int, sigma: float = 1.0) -> float:
         E\|M\|_F^2 = \sum_{i,j} E[M_{ij}^2] = mn\sigma^2, \qquad
         E\|M\|_F \le \sqrt{E\|M\|_F^2} = \sigma\sqrt{mn} \quad\text{(Jensen)}.
 
-    Parameters
-    ----------
-    m, n : int
-        Matrix shape, each ``>= 1``.
-    sigma : float, optional
-        Standard deviation of the entries, ``> 0``.
-
-    Returns
-    -------
-    float
-
-    Raises
-    ------
-    TypeError
-        If ``m`` or ``n`` is not an int, or ``sigma`` not a real number.
-    ValueError
-        If ``m < 1``, ``n < 1`` or ``sigma <= 0``.
+    The parameters and the errors are those of :func:`expected_frobenius_norm`.
 
     Examples
     --------
@@ -275,23 +262,7 @@ def spectral_norm_bound(m: int, n: int, sigma: float = 1.0) -> float:
     :math:`E\,s_{\max}(M) \le \sigma(\sqrt{m} + \sqrt{n})` (Gordon's inequality; Davidson and
     Szarek 2001), far below the Frobenius value :math:`\sigma\sqrt{mn}` for large matrices.
 
-    Parameters
-    ----------
-    m, n : int
-        Matrix shape, each ``>= 1``.
-    sigma : float, optional
-        Standard deviation of the entries, ``> 0``.
-
-    Returns
-    -------
-    float
-
-    Raises
-    ------
-    TypeError
-        If ``m`` or ``n`` is not an int, or ``sigma`` not a real number.
-    ValueError
-        If ``m < 1``, ``n < 1`` or ``sigma <= 0``.
+    The parameters and the errors are those of :func:`expected_frobenius_norm`.
 
     Examples
     --------
@@ -423,6 +394,88 @@ def chain_norm_bounds(
     else:
         raise ValueError(_v.expected("kind", "'frobenius' or 'spectral'", kind))
     return xn * np.cumprod(factors)
+
+
+def chain_rms_output_norms(
+    shapes: Sequence[Sequence[int]] = SEED_SHAPES,
+    sigma: SigmaLike = 1.0,
+    x_norm: float = 1.0,
+    *,
+    normalized: bool = False,
+) -> Float64Array:
+    r"""Exact root mean square :math:`\sqrt{E\|y_i\|^2}` of every layer of a Gaussian chain.
+
+    Without normalization, :math:`E\|W u\|^2 = \sigma^2 m \|u\|^2` for a fixed :math:`u` and an
+    :math:`m \times n` matrix :math:`W` with i.i.d. :math:`N(0, \sigma^2)` entries, so layer by
+    layer
+
+    .. math::
+
+        \sqrt{E\|y_i\|^2} = \|x\| \prod_{j \le i} \sigma_j \sqrt{m_j}
+        \qquad (\text{the mean } E\|y_i\| \text{ is in } :func:`chain_expected_output_norms`).
+
+    With ``normalized=True`` every layer but the last is followed by a normalization of each unit
+    over a batch (mean 0, variance 1, as in :func:`sample_chain_rms_output_norms`), and the
+    square is averaged over the batch as well. The batch mean of :math:`\|y_{i,b}\|^2` is then the
+    sum of the :math:`m_i` unit variances, :math:`m_i`, whatever the weights; the last layer
+    :math:`y_L = W_L y_{L-1}` is not normalized, and averaged over :math:`W_L` its batch mean
+    square is :math:`\sigma_L^2 m_L \operatorname{tr} C = \sigma_L^2 m_L m_{L-1}`, with
+    :math:`C` the batch second-moment matrix of :math:`y_{L-1}`, whose trace is :math:`m_{L-1}`:
+
+    .. math::
+
+        \sqrt{E\|y_i\|^2} = \sqrt{m_i} \quad (i < L), \qquad
+        \sqrt{E\|y_L\|^2} = \sigma_L \sqrt{m_L\, m_{L-1}} .
+
+    These are the values as :math:`\epsilon \to 0`: a normalization with
+    :math:`\epsilon > 0` gives each unit the variance
+    :math:`\sigma^2_{\mathcal B}/(\sigma^2_{\mathcal B} + \epsilon)`, a little less. For
+    ``L = 1`` nothing is normalized and both cases agree.
+
+    Parameters
+    ----------
+    shapes : sequence of (int, int)
+        Weight shapes in application order; default the notes' network :data:`SEED_SHAPES`.
+    sigma : float or sequence of float, optional
+        Entry standard deviation(s); with ``normalized=True`` only the last layer's matters.
+    x_norm : float, optional
+        :math:`\|x\|`, ``> 0``; default 1. With ``normalized=True`` only ``L = 1`` depends on it.
+    normalized : bool, optional
+        Whether every layer but the last is normalized over the batch.
+
+    Returns
+    -------
+    ndarray
+        The root mean squares, shape ``(L,)``.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not compose, a dimension is < 1, or a sigma or ``x_norm`` is <= 0.
+    TypeError
+        If an argument has the wrong type.
+
+    Examples
+    --------
+    The notes' network with :math:`N(0, \sigma^2)` hidden weights: without normalization the
+    sizes scale with :math:`\sigma` per layer, with it they do not.
+
+    >>> [float(v) for v in chain_rms_output_norms(sigma=[0.1, 0.1, 1.0])]
+    [1.0, 1.0, 1.0]
+    >>> [float(v) for v in chain_rms_output_norms(sigma=[0.1, 0.1, 1.0], normalized=True)]
+    [10.0, 10.0, 10.0]
+    """
+    sh = _check_shapes(shapes)
+    sig = _check_sigmas(sigma, len(sh))
+    xn = _v.positive_float(x_norm, "x_norm")
+    _v.boolean(normalized, "normalized")
+    factors = np.array([s * math.sqrt(m) for (m, _), s in zip(sh, sig, strict=True)])
+    if not normalized or len(sh) == 1:
+        plain: Float64Array = xn * np.cumprod(factors)
+        return plain
+    hidden = [math.sqrt(m) for m, _ in sh[:-1]]
+    out: Float64Array = np.array([*hidden, factors[-1] * hidden[-1]])
+    return out
 
 
 # --------------------------------------------------------------------------- chain helpers
@@ -834,30 +887,7 @@ def sample_spectral_norms(
     condition of the *small* singular values). Compare with :func:`spectral_norm_bound`
     (:math:`E\|M\|_2 \le \sigma(\sqrt m + \sqrt n)`) and with :math:`\|M\|_2 \le \|M\|_F`.
 
-    Parameters
-    ----------
-    m, n : int
-        Matrix shape, each ``>= 1``.
-    n_samples : int
-        Number of matrices, ``>= 1``.
-    sigma : float, optional
-        Entry standard deviation, ``> 0``.
-    rng : numpy.random.Generator, int or None, optional
-        Random generator or seed.
-    batch_size : int or None, optional
-        Matrices per batch; None keeps each batch near 64 MB.
-
-    Returns
-    -------
-    ndarray
-        Shape ``(n_samples,)``.
-
-    Raises
-    ------
-    ValueError
-        If ``m``, ``n``, ``n_samples`` or ``batch_size`` is < 1 or ``sigma <= 0``.
-    TypeError
-        If an argument has the wrong type.
+    The parameters, the result and the errors are those of :func:`sample_frobenius_norms`.
 
     Examples
     --------
@@ -866,3 +896,93 @@ def sample_spectral_norms(
     True
     """
     return _sample_matrix_norms(m, n, n_samples, sigma, rng, batch_size, _spectral_of_stack)
+
+
+def sample_chain_rms_output_norms(
+    shapes: Sequence[Sequence[int]] = SEED_SHAPES,
+    n_networks: int = 200,
+    *,
+    sigma: SigmaLike = 1.0,
+    batch: int = 256,
+    normalize: bool = False,
+    eps: float = 1e-5,
+    rng: RngLike = None,
+) -> Float64Array:
+    r"""Monte Carlo root mean square of :math:`\|y_i\|` over networks and batches of unit inputs.
+
+    For each of ``n_networks`` networks it draws the weights
+    (:func:`gaussian_chain_weights`), then a batch of ``batch`` inputs, each a column
+    :math:`z / \|z\|` with :math:`z \sim N(0, I)`, and runs the chain; with ``normalize=True``
+    every layer but the last is followed by a batch normalization without scale and shift
+    (:func:`bnlessons.batchnorm.batchnorm_forward` over the batch, with ``eps``):
+
+    .. math::
+
+        y_{i} = \mathrm{BN}(W_i y_{i-1}) \quad (i < L), \qquad y_L = W_L y_{L-1}, \qquad
+        \widehat{\mathrm{RMS}}_i = \Big(\frac{1}{N B} \sum_{\text{networks}} \sum_{b=1}^{B}
+        \|y_{i,b}\|^2\Big)^{1/2} .
+
+    The square of the result is an unbiased estimate of :math:`E\|y_i\|^2`, whose exact value is
+    :func:`chain_rms_output_norms` (for ``normalize=True`` in the limit
+    :math:`\epsilon \to 0`). Random numbers are drawn network by network, weights first.
+
+    Parameters
+    ----------
+    shapes : sequence of (int, int)
+        Weight shapes in application order; default the notes' network :data:`SEED_SHAPES`.
+    n_networks : int, optional
+        Number of networks drawn, ``>= 1``.
+    sigma : float or sequence of float, optional
+        Entry standard deviation(s).
+    batch : int, optional
+        Inputs per network, ``>= 2`` (a normalization needs a batch).
+    normalize : bool, optional
+        Whether every layer but the last is normalized over the batch.
+    eps : float, optional
+        The normalizations' :math:`\epsilon`, ``> 0``.
+    rng : numpy.random.Generator, int or None, optional
+        Random generator or seed.
+
+    Returns
+    -------
+    ndarray
+        Shape ``(L,)``, the root-mean-square sizes of :math:`y_1, \dots, y_L`.
+
+    Raises
+    ------
+    ValueError
+        If the shapes do not compose, a dimension or ``n_networks`` is < 1, ``batch`` < 2, or a
+        sigma or ``eps`` is <= 0.
+    TypeError
+        If an argument has the wrong type.
+
+    Examples
+    --------
+    A normalized hidden layer of width 100 has size :math:`\sqrt{100} = 10` whatever the
+    weights (up to :math:`\epsilon`):
+
+    >>> sizes = sample_chain_rms_output_norms(n_networks=5, sigma=[3.0, 3.0, 1.0],
+    ...                                       normalize=True, rng=0)
+    >>> [round(float(v), 4) for v in sizes[:2]]
+    [10.0, 10.0]
+    """
+    sh = _check_shapes(shapes)
+    sig = _check_sigmas(sigma, len(sh))
+    n_net = _v.positive_int(n_networks, "n_networks")
+    b = _v.integer(batch, "batch", minimum=2)
+    _v.boolean(normalize, "normalize")
+    e = _v.positive_float(eps, "eps")
+    g = _rng(rng)
+    squares = np.zeros(len(sh))
+    for _ in range(n_net):
+        ws = gaussian_chain_weights(sh, sig.tolist(), g)
+        a = g.standard_normal((sh[0][1], b))
+        a /= np.linalg.norm(a, axis=0)
+        for i, w in enumerate(ws):
+            a = w @ a
+            if normalize and i < len(ws) - 1:
+                normed, _ = batchnorm_forward(a.T, None, None, eps=e)
+                a = np.asarray(normed.T, dtype=np.float64)
+            squares[i] += np.mean(np.sum(a**2, axis=0))
+    out: Float64Array = np.sqrt(squares / n_net)
+    return out
