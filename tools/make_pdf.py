@@ -147,6 +147,24 @@ async ({parts, titleHtml}) => {
 """
 
 
+#: The width of the printed text (A4 less the margins) in CSS pixels, and a script that shrinks
+#: display math wider than that (which the page would clip) until it fits.
+TEXT_WIDTH_PX = round((210 - 30) / 25.4 * 96)
+_FIT_MATH_JS = """
+() => {
+  let shrunk = 0;
+  for (const m of document.querySelectorAll('mjx-container[display="true"]')) {
+    const [full, room] = [m.scrollWidth, m.clientWidth];
+    if (room > 0 && full > room + 1) {
+      m.style.fontSize = (100 * room / full).toFixed(1) + "%";
+      shrunk++;
+    }
+  }
+  return shrunk;
+}
+"""
+
+
 def pdf_name(page: str) -> str:
     """Return the PDF file name of a built lesson page (relative to the site root).
 
@@ -261,11 +279,18 @@ def print_pdf(
         if errors:
             raise SystemExit(f"make_pdf: {out.name}: {'; '.join(errors)}")
         page.emulate_media(media="print")
+        page.set_viewport_size({"width": TEXT_WIDTH_PX, "height": 1000})
+        page.evaluate(_FIT_MATH_JS)
         tmp = out.with_suffix(".pdf.part")
         page.pdf(
             path=tmp,
             format="A4",
-            margin={"top": "15mm", "bottom": "18mm", "left": "15mm", "right": "15mm"},
+            margin={
+                "top": "15mm",
+                "bottom": "18mm",
+                "left": "15mm",
+                "right": "15mm",
+            },  # TEXT_WIDTH_PX
             print_background=True,
             display_header_footer=True,
             header_template="<span></span>",
