@@ -18,13 +18,15 @@ MATHJAX := docs/node_modules/mathjax/es5/tex-mml-chtml.js
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help venv lint typecheck unit doctest html test browser-test serve clean bench bench-docs \
-	assets chromium portability
+.PHONY: help venv lint typecheck unit doctest html pdf test browser-test serve clean bench \
+	bench-docs assets chromium portability
 
 help:
 	@echo "make html        build the site into $(BUILD)/html (creates $(VENV) on first use)"
+	@echo "make pdf         print the built site to PDF: $(BUILD)/html/pdf/bnlessons.pdf and one"
+	@echo "                 PDF per lesson (Chromium)"
 	@echo "make test        lint, type-check, unit tests + module doctests, site build and its"
-	@echo "                 doctests, browser test"
+	@echo "                 doctests, PDFs, browser tests"
 	@echo "make unit        pytest: tests/ and the docstring examples of src/ and tools/"
 	@echo "make doctest     Sphinx doctest builder (the docs' examples; module doctests: unit)"
 	@echo "make serve       serve $(BUILD)/html on 127.0.0.1:$(PORT)"
@@ -84,8 +86,13 @@ chromium:
 		echo "          install it with: sudo apt-get install chromium"; \
 	fi
 
-browser-test: html chromium
-	$(BIN)/python -m pytest -m browser tests/test_site.py
+# The whole site as one PDF and each lesson as its own, printed by Chromium into the site
+# (pdf/), where the landing page and the lessons' download menus link them.
+pdf: html chromium
+	$(BIN)/python tools/make_pdf.py $(BUILD)/html
+
+browser-test: html chromium pdf
+	$(BIN)/python -m pytest -m browser tests/test_site.py tests/test_pdf.py tests/test_codelinks.py
 
 # Every lesson executed cold (no cache) and the unit tests, under the native BLAS kernel and
 # forced Haswell / Sandybridge (/ SkylakeX) kernels: a claim must hold on every machine.

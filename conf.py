@@ -7,19 +7,28 @@ excluded. Build with ``make html``; see ``docs/guides/building.md``.
 
 from __future__ import annotations
 
+import ast
+import logging as pylogging
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 sys.path.insert(0, str(ROOT / "src"))
 
 import bnsite  # noqa: E402  (the local extension, found through the path set just above)
+import jupytext  # noqa: E402
 from docutils import nodes  # noqa: E402
+from IPython.core.inputtransformer2 import TransformerManager  # noqa: E402
 from sphinx.application import Sphinx  # noqa: E402
 from sphinx.util import logging  # noqa: E402
+from sphinx_codeautolink.extension.backref import SummaryNode  # noqa: E402
+from sphinx_codeautolink.extension.block import CodeBlockAnalyser  # noqa: E402
+from sphinx_codeautolink.extension.directive import PrefaceMarker  # noqa: E402
 
 from bnlessons import _cache  # noqa: E402
 from bnlessons.provenance import blas_info, blas_summary  # noqa: E402
@@ -63,6 +72,7 @@ extensions = [
     "sphinx.ext.doctest",
     "sphinx_copybutton",
     "sphinx_design",
+    "sphinx_codeautolink",
     "sphinxcontrib.bibtex",
     "bnsite",
 ]
@@ -170,6 +180,34 @@ intersphinx_mapping = {
     "sympy": ("https://docs.sympy.org/latest/", str(ROOT / "docs" / "_inv" / "sympy.inv")),
 }
 
+# -- Code linked to the API ---------------------------------------------------------------
+
+# Names in the lessons' code cells link to their API entries (NumPy and Matplotlib names to the
+# stored inventories), and each API entry lists the lessons that use it. A lesson's cells are
+# one program, so an import in its first cell holds in the later ones.
+codeautolink_concat_default = True
+codeautolink_autodoc_inject = True
+# A name resolved to an object that no inventory documents is a warning, so a library name
+# missing from the API page fails the build ...
+codeautolink_warn_on_missing_inventory = True
+# ... but a name whose type cannot be inferred without running the code (what ``max()`` or
+# ``copy.deepcopy()`` returns, NumPy's untyped generators) is not a failure: it stays text.
+codeautolink_warn_on_failed_resolve = False
+# Names the stored inventories list under another name.
+codeautolink_inventory_map = {
+    "numpy.abs": "numpy.absolute",
+    **{
+        f"sympy.matrices.expressions.{module}.{name}": f"sympy.matrices.expressions.{name}"
+        for module, name in (("matexpr", "MatrixSymbol"), ("transpose", "Transpose"))
+    },
+}
+#: Names no stored inventory covers, left as text without a warning: IPython (Debian's
+#: IPython documentation has no API reference), myst-nb's ``glue``, and what SymPy's HTML
+#: documents without an object entry.
+CODEAUTOLINK_UNDOCUMENTED = re.compile(
+    r"Inventory missing `(IPython\.\S+|myst_nb\.\S+|sympy|sympy\.latex)`"
+)
+
 # -- Bibliography --------------------------------------------------------------------------
 
 bibtex_bibfiles = ["docs/references.bib"]
@@ -220,8 +258,81 @@ copybutton_exclude = ".linenos, .gp, .go"
 warnings.filterwarnings("ignore", message=".*set_application.*", category=DeprecationWarning)
 
 
+def _known_undocumented(record: pylogging.LogRecord) -> bool:
+    """Drop codeautolink's warnings about :data:`CODEAUTOLINK_UNDOCUMENTED`, and its summary
+    of them (any other missing name has a warning of its own)."""
+    message = record.getMessage()
+    return not (
+        CODEAUTOLINK_UNDOCUMENTED.match(message) or message.startswith("Cannot locate modules")
+    )
+
+
+def preface_removed_imports(app: Sphinx, doctree: nodes.document) -> None:
+    """Tell codeautolink the imports of a lesson's removed cells (its first cell is one), so
+    the names they bind link in the cells that are shown."""
+    source = Path(doctree["source"])
+    if source.parent != ROOT / "lessons" or source.suffix != ".md":
+        return
+    imports = []
+    for cell in jupytext.read(source).cells:
+        removed = {"remove-cell", "remove-input"} & set(cell.metadata.get("tags", []))
+        if cell.cell_type == "code" and removed:
+            body = ast.parse(TransformerManager().transform_cell(cell.source)).body  # magics
+            imports += [ast.unparse(n) for n in body if isinstance(n, ast.Import | ast.ImportFrom)]
+    if imports:
+        doctree.insert(0, PrefaceMarker("\n".join(imports), "file"))
+
+
+def _section_titles_only(visit_title: Any) -> Any:
+    """sphinx-codeautolink 0.20 names an example by the titles above it, but stacks the titles
+    of tables and admonitions too and pops only at a section's end; keep section titles."""
+
+    def visit(self: Any, node: nodes.title) -> None:
+        if isinstance(node.parent, nodes.section):
+            visit_title(self, node)
+
+    return visit
+
+
+CodeBlockAnalyser.visit_title = _section_titles_only(CodeBlockAnalyser.visit_title)
+
+
+def unlink_example_summaries(app: Sphinx, doctree: nodes.document, docname: str) -> None:
+    """codeautolink's "Expand for references to NAME" links NAME inside the summary, a control
+    in a control (axe-core: nested-interactive); the entry is right above, so NAME stays text."""
+    for summary in doctree.findall(SummaryNode):
+        for reference in list(summary.findall(nodes.reference)):
+            reference.replace_self(reference.children)
+
+
+def link_pdf(
+    app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: object
+) -> None:
+    """Point the download menu's ``.pdf`` of a lesson (of the landing page: the whole site) at
+    the PDF ``make pdf`` prints into ``_build/html/pdf`` (tools/make_pdf.py), not at the
+    browser's print dialog."""
+    if pagename.startswith("lessons/"):
+        target = f"pdf/{Path(pagename).name}.pdf"
+    elif pagename == root_doc:
+        target = "pdf/bnlessons.pdf"
+    else:
+        return
+    for group in context.get("header_buttons", []):
+        buttons = group.get("buttons", [])
+        for k, button in enumerate(buttons):
+            if button.get("label") == "download-pdf-button":
+                url = context["pathto"](target, 1)
+                kept = {key: v for key, v in button.items() if key != "javascript"}
+                buttons[k] = {**kept, "type": "link", "url": url, "tooltip": "Download the PDF"}
+
+
 def setup(app: Sphinx) -> None:
-    """Log the numerical configuration, and each lesson's experiment-cache hits and misses."""
+    """Log the numerical configuration, and each lesson's experiment-cache hits and misses;
+    link the printed PDFs."""
+    app.connect("doctree-read", preface_removed_imports, priority=480)  # before codeautolink's
+    app.connect("doctree-resolved", unlink_example_summaries, priority=510)  # after the tables
+    app.connect("html-page-context", link_pdf, priority=502)  # after the book theme's buttons
+    pylogging.getLogger("sphinx.sphinx_codeautolink").addFilter(_known_undocumented)
     logger = logging.getLogger("bnlessons")
     logger.info(f"bnlessons: lessons execute with {blas_summary()}")
     cache_root = Path(os.environ["BNLESSONS_CACHE_DIR"])
