@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import pytest
 
@@ -228,6 +229,12 @@ def _wait_until_quiet(page: Any, in_flight: set[Any], quiet_ms: int = 500) -> No
         quiet = quiet + 100 if not in_flight else 0
 
 
+def _refresh_target(path: Path) -> str | None:
+    """The URL a ``<meta http-equiv="refresh">`` page leads to (None for other pages)."""
+    found = re.search(r'http-equiv="refresh" content="\d+; url=([^"]+)"', path.read_text())
+    return found.group(1) if found else None
+
+
 def _visit(context: Any, base: str, page_path: str, mode: str = "light") -> PageReport:
     """Load one page in colour mode ``mode``, record what the browser saw and run axe-core.
 
@@ -270,6 +277,9 @@ def _visit(context: Any, base: str, page_path: str, mode: str = "light") -> Page
     page.on("pageerror", on_page_error)
     try:
         page.goto(base + page_path, wait_until="load")
+        target = _refresh_target(SITE / page_path)
+        if target is not None:  # a redirect page: look at the page it leads to, once loaded
+            page.wait_for_url(urljoin(base + page_path, target), wait_until="load")
         if page.locator("script[src*='mathjax']").count():
             page.wait_for_function(
                 "() => window.MathJax && window.MathJax.startup && window.MathJax.startup.promise"
