@@ -196,6 +196,7 @@ codeautolink_warn_on_failed_resolve = False
 # Names the stored inventories list under another name.
 codeautolink_inventory_map = {
     "numpy.abs": "numpy.absolute",
+    "type.__name__": "definition.__name__",  # a class's name, as in type(x).__name__
     **{
         f"sympy.matrices.expressions.{module}.{name}": f"sympy.matrices.expressions.{name}"
         for module, name in (("matexpr", "MatrixSymbol"), ("transpose", "Transpose"))
