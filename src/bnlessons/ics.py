@@ -32,10 +32,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import multiprocessing
-import os
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,8 +43,7 @@ from bnlessons._cache import cached
 from bnlessons._typing import Float64Array, FloatArray, IntArray
 from bnlessons.mlp import SigmoidMLP, softmax_cross_entropy
 from bnlessons.mnist import MnistData, images_to_features
-from bnlessons.provenance import blas_info
-from bnlessons.training import PERCENTILES, TrainingConfig, TrainingResult, train
+from bnlessons.training import PERCENTILES, TrainingConfig, TrainingResult, run_many, train
 
 __all__ = [
     "GradientShift",
@@ -446,19 +442,4 @@ def track_many(
     >>> [r.result.config.batch_norm for r in runs]
     [False, True]
     """
-    configs = list(configs)
-    for i, config in enumerate(configs):
-        _v.instance(config, TrainingConfig, f"configs[{i}]")
-    if processes is None:
-        cores_per_worker = max(1, blas_info().threads)
-        processes = max(1, min(len(configs), (os.cpu_count() or 1) // cores_per_worker))
-    processes = _v.positive_int(processes, "processes")
-    if processes == 1 or len(configs) <= 1:
-        return [track(config, data, step_sizes=step_sizes) for config in configs]
-    order = sorted(range(len(configs)), key=lambda i: -configs[i].steps * configs[i].batch_size)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-        futures: dict[int, Future[TrackedRun]] = {
-            i: pool.submit(track, configs[i], data, step_sizes=list(step_sizes)) for i in order
-        }
-        return [futures[i].result() for i in range(len(configs))]
+    return run_many(track, configs, data, processes=processes, step_sizes=list(step_sizes))

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -42,6 +43,8 @@ __all__ = [
 #: The type of the probe that train calls before each SGD step, as
 #: ``probe(steps_taken, network, x_batch, labels_batch)``.
 Probe = Callable[[int, SigmoidMLP, FloatArray, IntArray], None]
+
+R = TypeVar("R")
 
 #: The percentiles of Figure 1 (b, c).
 PERCENTILES = (15.0, 50.0, 85.0)
@@ -379,6 +382,23 @@ def train_many(
     >>> [r.config.batch_norm for r in runs], runs[1].steps.tolist()
     ([False, True], [0, 10, 20])
     """
+    return run_many(train, configs, data, processes=processes)
+
+
+def run_many(
+    run: Callable[..., R],
+    configs: Sequence[TrainingConfig],
+    data: MnistData,
+    *,
+    processes: int | None = None,
+    **options: Any,
+) -> list[R]:
+    """Return ``[run(c, data, **options) for c in configs]``, computed by worker processes.
+
+    The machinery of :func:`train_many` (and of :func:`bnlessons.ics.track_many`): ``run`` must
+    be a module-level function whose result depends on its arguments alone; the costliest
+    configs start first; ``processes`` as in :func:`train_many`.
+    """
     configs = list(configs)
     for i, config in enumerate(configs):
         _v.instance(config, TrainingConfig, f"configs[{i}]")
@@ -387,15 +407,15 @@ def train_many(
         processes = max(1, min(len(configs), (os.cpu_count() or 1) // cores_per_worker))
     processes = _v.positive_int(processes, "processes")
     if processes == 1 or len(configs) <= 1:
-        return [train(config, data) for config in configs]
+        return [run(config, data, **options) for config in configs]
     order = sorted(
         range(len(configs)),
         key=lambda i: -configs[i].steps * (3 if configs[i].batch_norm else 2),
     )
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-        futures: dict[int, Future[TrainingResult]] = {
-            i: pool.submit(train, configs[i], data) for i in order
+        futures: dict[int, Future[R]] = {
+            i: pool.submit(run, configs[i], data, **options) for i in order
         }
         return [futures[i].result() for i in range(len(configs))]
 
