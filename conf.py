@@ -100,6 +100,9 @@ LIBRARY_DIGEST = bnsite.library_digest(
 # the library and the BLAS configuration), so editing a cell re-executes its lesson without
 # retraining; the kernels inherit the variable. `make portability` runs without it.
 os.environ.setdefault("BNLESSONS_CACHE_DIR", str(ROOT / "_build" / "experiment-cache"))
+# The lessons' claims (bnlessons.claims) are glued for the pages instead of printed.
+os.environ["BNLESSONS_SITE"] = "1"
+bn_library_digest = LIBRARY_DIGEST
 nb_execution_mode = "cache"
 nb_execution_cache_path = str(
     bnsite.prune_caches(

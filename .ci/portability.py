@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in chosen:
         env = {**os.environ, **configs[name]}
         env["MPLBACKEND"] = "Agg"
+        env["BNLESSONS_SITE"] = "1"  # claims glued as in the site build, read back below
         env.pop("BNLESSONS_CACHE_DIR", None)  # cold: no experiment cache
         print(f"== {name}: {blas_of(env)}", flush=True)
         values[name] = {}

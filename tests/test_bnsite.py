@@ -1,4 +1,4 @@
-"""The local Sphinx extension, docs/_ext/bnsite.py (pytest finds it through ``pythonpath``)."""
+"""The local Sphinx extension, docs/_ext/bnsite/ (pytest finds it through ``pythonpath``)."""
 
 from __future__ import annotations
 

@@ -108,7 +108,7 @@ def _show(value: Any, fmt: str = "") -> str:
     """A value as text: ``format(value, fmt)``; numbers without a format to 4 significant
     digits, arrays shortened the way numpy prints them."""
     value = to_python(value)
-    if isinstance(value, bool) or isinstance(value, str):
+    if isinstance(value, bool | str):
         return format(str(value), fmt) if fmt else str(value)
     if isinstance(value, numbers.Integral):
         return format(int(value), fmt or "d")
@@ -230,8 +230,9 @@ def claim(
     ok, check, tolerance = _evaluate(
         value,
         fmt,
-        dict(below=below, above=above, between=between, near=near, rtol=rtol, atol=atol,
-             holds=holds),
+        dict(
+            below=below, above=above, between=between, near=near, rtol=rtol, atol=atol, holds=holds
+        ),
     )
     shown_values = {str(k): _show(v) for k, v in (values or {}).items()}
     if shown_values:
@@ -274,12 +275,14 @@ def _display_glued(name: str, value: Any, display: bool, extra: dict[str, Any]) 
     from IPython.core.formatters import format_display_data
     from IPython.display import display as ipy_display
 
-    bundle, metadata = format_display_data(value)
+    bundle, metadata = format_display_data(value)  # type: ignore[no-untyped-call]
     prefix = "" if display else GLUE_PREFIX
     metadata = {**metadata, "scrapbook": {"name": name, "mime_prefix": prefix}}
     if extra:
         metadata["bnlessons"] = extra
-    ipy_display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
+    ipy_display(  # type: ignore[no-untyped-call]
+        {prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata
+    )
 
 
 def _shell() -> Any:
@@ -297,4 +300,4 @@ def _ipython_display(value: Any) -> None:
         return
     from IPython.display import display
 
-    display(value)
+    display(value)  # type: ignore[no-untyped-call]

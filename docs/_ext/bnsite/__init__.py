@@ -39,7 +39,7 @@ from sphinx.ext.intersphinx import missing_reference
 from sphinx_autodoc_typehints import format_annotation
 from traitlets import CaselessStrEnum, default
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MATHJAX_SRC = ROOT / "docs" / "node_modules" / "mathjax" / "es5"
 #: The entry script and the directories MathJax loads lazily (fonts, TeX extensions, menu,
 #: accessibility, speech rule engine); the SVG output and the other bundles are not used.
@@ -252,6 +252,9 @@ class ConfigHook:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
+    from bnsite import claims
+
+    claims.setup(app)
     use_ipc_kernels()
     app.connect("builder-inited", _check_mathjax)
     app.connect("build-finished", _copy_mathjax)
