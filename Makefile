@@ -10,6 +10,8 @@ BUILD  := _build
 SPHINXOPTS ?= -W --keep-going -n
 PORT ?= 8000
 NPM ?= npm
+# SOLUTIONS=0: `make html` builds the edition without solutions into $(BUILD)/html-exercises.
+SOLUTIONS ?= 1
 CHROMIUM ?= /usr/bin/chromium
 MATHJAX := docs/node_modules/mathjax/es5/tex-mml-chtml.js
 
@@ -19,10 +21,11 @@ export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
 .PHONY: help venv lint typecheck unit doctest html pdf test browser-test serve clean bench \
-	bench-docs assets chromium portability
+	bench-docs assets chromium portability html-exercises
 
 help:
-	@echo "make html        build the site into $(BUILD)/html (creates $(VENV) on first use)"
+	@echo "make html        build the site into $(BUILD)/html (creates $(VENV) on first use);"
+	@echo "                 SOLUTIONS=0: the edition without solutions, $(BUILD)/html-exercises"
 	@echo "make pdf         print the built site to PDF: $(BUILD)/html/pdf/bnlessons.pdf and one"
 	@echo "                 PDF per lesson (Chromium)"
 	@echo "make test        lint, type-check, unit tests + module doctests, site build and its"
@@ -64,7 +67,16 @@ $(MATHJAX): docs/package.json docs/package-lock.json
 assets: $(MATHJAX)
 
 html: $(STAMP) $(MATHJAX)
+ifeq ($(SOLUTIONS),0)
+	$(BIN)/sphinx-build -b html $(SPHINXOPTS) -t exercises . $(BUILD)/html-exercises
+else
 	$(BIN)/sphinx-build -b html $(SPHINXOPTS) . $(BUILD)/html
+endif
+
+# The edition without solutions, for the browser test. The lessons come from the notebook
+# cache the default edition filled: they are read again, not executed again.
+html-exercises: html
+	$(MAKE) html SOLUTIONS=0
 
 doctest: $(STAMP) $(MATHJAX)
 	$(BIN)/sphinx-build -b doctest $(SPHINXOPTS) . $(BUILD)/doctest
@@ -91,7 +103,7 @@ chromium:
 pdf: html chromium
 	$(BIN)/python tools/make_pdf.py $(BUILD)/html
 
-browser-test: html chromium pdf
+browser-test: html html-exercises chromium pdf
 	$(BIN)/python -m pytest -m browser tests/test_site.py tests/test_pdf.py tests/test_codelinks.py
 
 # Every lesson executed cold (no cache) and the unit tests, under the native BLAS kernel and

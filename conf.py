@@ -74,8 +74,15 @@ extensions = [
     "sphinx_design",
     "sphinx_codeautolink",
     "sphinxcontrib.bibtex",
+    "sphinx_exercise",
     "bnsite",
 ]
+
+# `make html SOLUTIONS=0` builds with the tag "exercises": the edition without solutions, for
+# setting the exercises as homework (bnsite.exercises). It leaves out every solution, prose and
+# code cells, and offers no download: the notebooks and sources hold the solutions.
+EXERCISES_EDITION = tags.has("exercises")  # noqa: F821 (Sphinx defines tags here)
+bn_solutions = not EXERCISES_EDITION
 
 # Any warning fails the build (``make html`` passes -W --keep-going -n); nitpicky mode makes
 # every unresolved cross-reference a warning too.
@@ -248,6 +255,10 @@ html_theme_options = {
     "show_toc_level": 2,
     "navigation_with_keys": False,
 }
+if EXERCISES_EDITION:
+    html_title += " (exercises edition)"
+    html_theme_options["use_download_button"] = False
+    html_copy_source = False
 
 # MathJax is served by the site itself: npm installs mathjax@3 into docs/node_modules and the
 # local extension copies it into _static/mathjax (relative paths are taken from _static).

@@ -83,8 +83,12 @@ def test_prune_caches_counts_the_current_cache(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------ notebook offer
 
 
-def _html_app(outdir: Path) -> Any:
-    return SimpleNamespace(outdir=str(outdir), builder=SimpleNamespace(format="html"))
+def _html_app(outdir: Path, *, solutions: bool = True) -> Any:
+    return SimpleNamespace(
+        outdir=str(outdir),
+        builder=SimpleNamespace(format="html"),
+        config=SimpleNamespace(bn_solutions=solutions),
+    )
 
 
 def test_lesson_offers_its_executed_notebook(tmp_path: Path) -> None:
@@ -98,6 +102,17 @@ def test_lesson_offers_its_executed_notebook(tmp_path: Path) -> None:
     assert context["ipynb_source"] == "lessons/01_x.ipynb"
 
 
+def test_edition_without_solutions_offers_no_notebook(tmp_path: Path) -> None:
+    """The executed notebook holds the solutions (``make html SOLUTIONS=0``)."""
+    executed = tmp_path / "jupyter_execute" / "lessons" / "01_x.ipynb"
+    executed.parent.mkdir(parents=True)
+    executed.write_text('{"cells": []}')
+    context: dict[str, Any] = {"sourcename": "lessons/01_x.md"}
+    app = _html_app(tmp_path / "html", solutions=False)
+    bnsite.offer_notebook(app, "lessons/01_x", "page.html", context, object())
+    assert "ipynb_source" not in context and not (tmp_path / "html").exists()
+
+
 def test_pages_without_an_executed_notebook_offer_none(tmp_path: Path) -> None:
     app = _html_app(tmp_path / "html")
     context: dict[str, Any] = {"sourcename": "docs/api.md"}
@@ -109,6 +124,35 @@ def test_pages_without_an_executed_notebook_offer_none(tmp_path: Path) -> None:
     bnsite.offer_notebook(app, "nb", "page.html", notebook_source, object())
     assert "ipynb_source" not in context and "ipynb_source" not in notebook_source
     assert not (tmp_path / "html").exists()
+
+
+# ------------------------------------------------------------------------ exercises
+
+
+def test_exercises_are_numbered_by_lesson() -> None:
+    """Sphinx numbers exercises across the site (5, 6, 7 here, in document order); a lesson's
+    become (lesson, 1), (lesson, 2), ...; figures and pages that are no lesson keep theirs."""
+    from bnsite.exercises import number_by_lesson
+
+    env: Any = SimpleNamespace(
+        toc_fignumbers={
+            "lessons/03_x": {
+                "exercise": {"ex-03-2": (6,), "ex-03-1": (5,)},
+                "figure": {"fig-a": (2,)},
+            },
+            "lessons/12_y": {"exercise": {"ex-12-1": (7,)}},
+            "docs/guide": {"exercise": {"example": (1,)}},
+        }
+    )
+    assert number_by_lesson(SimpleNamespace(), env) == []
+    assert env.toc_fignumbers == {
+        "lessons/03_x": {
+            "exercise": {"ex-03-1": (3, 1), "ex-03-2": (3, 2)},
+            "figure": {"fig-a": (2,)},
+        },
+        "lessons/12_y": {"exercise": {"ex-12-1": (12, 1)}},
+        "docs/guide": {"exercise": {"example": (1,)}},
+    }
 
 
 # ------------------------------------------------------------------------ types

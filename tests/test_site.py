@@ -12,7 +12,12 @@ Every HTML page is visited once; the tests then check what was recorded:
 * axe-core finds no serious or critical accessibility violation, in light and in dark mode
   (every page is visited once more with the browser preferring a dark colour scheme, which
   the theme's default "auto" mode follows);
-* the search page finds the lessons for "running average" and "Frobenius".
+* the search page finds the lessons for "running average" and "Frobenius";
+* every lesson's exercises read "Exercise N.k", each followed by its solution, collapsed until
+  its summary is clicked (axe-core runs again with the solutions open), and references to
+  them read "Exercise N.k"; the edition without solutions (``make html SOLUTIONS=0``, served
+  from ``_build/html-exercises``) shows the same numbered exercises and none of the
+  solutions' prose or code.
 
 It also saves screenshots of the landing page and of a lesson at 1280 px width, and of every
 lesson in dark mode, under ``_build/screenshots/``. Run with ``make browser-test``;
@@ -24,6 +29,7 @@ API page covers every module; every lesson has the jupytext front matter).
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import re
 import threading
@@ -37,6 +43,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
+#: The edition without solutions, ``make html SOLUTIONS=0``.
+EXERCISES_SITE = ROOT / "_build" / "html-exercises"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -175,10 +183,10 @@ def site() -> Path:
     return SITE
 
 
-@pytest.fixture(scope="session")
-def server(site: Path) -> Iterator[str]:
-    """A local HTTP server for the built site on a free port of 127.0.0.1."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _quiet_handler(site))
+@contextlib.contextmanager
+def _serve(directory: Path) -> Iterator[str]:
+    """A local HTTP server for ``directory`` on a free port of 127.0.0.1; yields its URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _quiet_handler(directory))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -187,6 +195,13 @@ def server(site: Path) -> Iterator[str]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def server(site: Path) -> Iterator[str]:
+    """A local HTTP server for the built site on a free port of 127.0.0.1."""
+    with _serve(site) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -504,6 +519,193 @@ def test_lessons_offer_notebook_and_source(site: Path, reports: dict[str, PageRe
         assert f'href="{depth}_sources/{stem}.md"' in html, page
 
 
+# ------------------------------------------------------------------------------ exercises
+
+#: Each exercise block of a page: its anchor, its title, and the solution that follows it.
+_EXERCISES_JS = """
+() => {
+  const text = el => el ? el.textContent.replace(/\\s+/g, " ").trim() : null;
+  return Array.from(document.querySelectorAll("div.exercise")).map(ex => {
+    const next = ex.nextElementSibling;
+    const solution = next && next.classList.contains("solution") ? next : null;
+    return {
+      id: ex.id, title: text(ex.querySelector(".admonition-title")),
+      solution: solution && {tag: solution.tagName.toLowerCase(), open: solution.open,
+                             summary: text(solution.querySelector(":scope > summary"))},
+    };
+  });
+}
+"""
+
+#: The text of an element without its typeset math, whitespace collapsed (math aside, what
+#: the page says): of every paragraph and code block of the solutions, or of the whole page.
+_PLAIN_JS = """
+(selector) => {
+  const plain = el => {
+    const copy = el.cloneNode(true);
+    copy.querySelectorAll("mjx-container, .math, script, style").forEach(m => m.remove());
+    return copy.textContent.replace(/\\s+/g, " ").trim();
+  };
+  return Array.from(document.querySelectorAll(selector)).map(plain).filter(s => s.length > 0);
+}
+"""
+
+#: Links to an exercise, and what they read.
+_EXERCISE_LINKS_JS = """
+() => Array.from(document.querySelectorAll("a[href*='#ex-']")).map(a => ({
+  href: a.getAttribute("href"), text: a.textContent.trim()
+}))
+"""
+
+
+@dataclass
+class ExercisePage:
+    """What a lesson page shows of its exercises (in one edition)."""
+
+    exercises: list[dict[str, Any]]
+    links: list[dict[str, str]] = field(default_factory=list)
+    solution_texts: list[str] = field(default_factory=list)  # the solutions' prose and code
+    text: str = ""  # the whole page, math aside
+    hidden_before: list[bool] = field(default_factory=list)  # each solution's body, as loaded
+    visible_after: list[bool] = field(default_factory=list)  # ... after a click on its summary
+    axe_violations: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # per mode
+
+
+def _typeset(page: Any) -> None:
+    if page.locator("script[src*='mathjax']").count():
+        page.wait_for_function(
+            "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
+        )
+        page.evaluate(_WAIT_MATHJAX_JS)
+
+
+def _exercise_page(context: Any, url: str, *, open_solutions: bool) -> ExercisePage:
+    """Load a lesson, read its exercises, open every solution with a click (``open_solutions``)
+    and run axe-core with them open, in light and in dark mode."""
+    result = None
+    for mode in MODES:
+        page = context.new_page()
+        page.emulate_media(color_scheme=mode)
+        try:
+            page.goto(url, wait_until="load")
+            _typeset(page)
+            if result is None:
+                result = ExercisePage(page.evaluate(_EXERCISES_JS))
+                result.links = page.evaluate(_EXERCISE_LINKS_JS)
+                result.solution_texts = page.evaluate(
+                    _PLAIN_JS, ".solution .solution-content p, .solution .solution-content pre"
+                )
+                result.text = page.evaluate(_PLAIN_JS, "body")[0]
+            summaries = page.locator("details.solution > summary")
+            for k in range(summaries.count() if open_solutions else 0):
+                body = page.locator("details.solution > .solution-content").nth(k)
+                if mode == MODES[0]:
+                    result.hidden_before.append(body.is_hidden())
+                summaries.nth(k).click()
+                if mode == MODES[0]:
+                    result.visible_after.append(body.is_visible())
+            page.add_script_tag(path=str(AXE))
+            result.axe_violations[mode] = page.evaluate(_AXE_JS)
+        finally:
+            page.close()
+    assert result is not None
+    return result
+
+
+def _lesson_number(page: str) -> int:
+    return int(Path(page).name[:2])
+
+
+def _check_numbering(page: str, exercises: list[dict[str, Any]]) -> None:
+    """Exercise N.k, k = 1, 2, ... in order (N the lesson), anchored at ex-NN-k."""
+    n = _lesson_number(page)
+    assert exercises, f"{page}: no exercise"
+    for k, exercise in enumerate(exercises, 1):
+        assert re.fullmatch(rf"Exercise {n}\.{k}( \(.+\))?", exercise["title"]), (page, exercise)
+        assert exercise["id"] == f"ex-{n:02d}-{k}", (page, exercise)
+
+
+def _serious(violations: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {v['targets'][:3]}"
+        for v in violations
+        if v["impact"] in FAILING_IMPACTS
+    ]
+
+
+@pytest.fixture(scope="session")
+def exercise_pages(
+    site: Path, server: str, browser_context: Any, axe_script: Path
+) -> dict[str, ExercisePage]:
+    """Every lesson of the site with solutions, its solutions opened one by one."""
+    lessons = [page for page in html_pages(site) if is_lesson(page)]
+    return {
+        page: _exercise_page(browser_context, server + page, open_solutions=True)
+        for page in lessons
+    }
+
+
+@pytest.mark.browser
+def test_exercises_have_collapsed_solutions(exercise_pages: dict[str, ExercisePage]) -> None:
+    """Numbered exercises, each followed by its solution: collapsed as loaded, opened by a
+    click, accessible open (axe-core, light and dark mode)."""
+    for page, found in exercise_pages.items():
+        _check_numbering(page, found.exercises)
+        for exercise in found.exercises:
+            solution = exercise["solution"]
+            assert solution is not None, (page, exercise, "no solution after it")
+            assert solution["tag"] == "details" and not solution["open"], (page, exercise)
+            number = exercise["title"].split(" (")[0]
+            assert solution["summary"].startswith(f"Solution to {number}"), (page, solution)
+        count = len(found.exercises)
+        assert found.hidden_before == [True] * count, (page, found.hidden_before)
+        assert found.visible_after == [True] * count, (page, found.visible_after)
+        assert found.solution_texts, page
+        for mode, violations in found.axe_violations.items():
+            assert not _serious(violations), (page, mode, _serious(violations))
+
+
+@pytest.mark.browser
+def test_the_text_refers_to_exercises(exercise_pages: dict[str, ExercisePage]) -> None:
+    """A reference to an exercise reads "Exercise N.k" and leads to its block."""
+    links = [(page, link) for page, found in exercise_pages.items() for link in found.links]
+    assert len({page for page, _ in links}) >= 3, links
+    for page, link in links:
+        target = re.search(r"(?:(\d\d)_[\w]+\.html)?#ex-(\d\d)-(\d+)$", link["href"])
+        assert target is not None, (page, link)
+        lesson = int(target.group(2))
+        assert target.group(1) in (None, target.group(2)), (page, link)
+        assert link["text"] == f"Exercise {lesson}.{target.group(3)}", (page, link)
+
+
+@pytest.mark.browser
+def test_edition_without_solutions(
+    browser_context: Any, axe_script: Path, exercise_pages: dict[str, ExercisePage]
+) -> None:
+    """``make html SOLUTIONS=0``: the same numbered exercises, and no solution, neither its
+    prose nor its code, nor a download that holds it; axe-core passes in both modes."""
+    if not (EXERCISES_SITE / "docs" / "index.html").is_file():
+        pytest.fail("the exercises edition is not built: run `make html SOLUTIONS=0`")
+    assert not list(EXERCISES_SITE.rglob("*.ipynb")), "a notebook (with solutions) is offered"
+    assert not (EXERCISES_SITE / "_sources" / "lessons").exists(), "sources hold solutions"
+    with _serve(EXERCISES_SITE) as base:
+        landing = _exercise_page(browser_context, base + "docs/index.html", open_solutions=False)
+        assert "This is the exercises edition" in landing.text
+        for page, with_solutions in exercise_pages.items():
+            found = _exercise_page(browser_context, base + page, open_solutions=False)
+            _check_numbering(page, found.exercises)
+            assert [e["title"] for e in found.exercises] == [
+                e["title"] for e in with_solutions.exercises
+            ], page
+            assert all(e["solution"] is None for e in found.exercises), page
+            assert "Solution to" not in found.text, page
+            shown = [s for s in with_solutions.solution_texts if s in found.text]
+            assert not shown, (page, shown[:3])
+            for mode, violations in found.axe_violations.items():
+                assert not _serious(violations), (page, mode, _serious(violations))
+    assert "This is the exercises edition" not in (SITE / "docs" / "index.html").read_text()
+
+
 # ------------------------------------------------------------------------------ source checks
 
 
@@ -564,6 +766,20 @@ def _skeleton_part(heading: str) -> str:
     return fixed.get(heading, "next" if heading == "Next" else "check")
 
 
+def _check_exercises(name: str, section: str) -> None:
+    """Exercise blocks labelled ex-NN-k (lesson NN, k-th exercise), each followed by its
+    solution, collapsed, in sphinx-exercise's gated syntax (section 7 of the guide)."""
+    labels = re.findall(r"^```\{exercise-start\}.*\n:label: (\S+)$", section, flags=re.M)
+    assert labels == [f"ex-{name[:2]}-{k}" for k in range(1, len(labels) + 1)], (name, labels)
+    assert labels, name
+    solutions = re.findall(r"^```\{solution-start\} (\S+)\n:class: dropdown$", section, re.M)
+    assert solutions == labels, (name, solutions)
+    gates = re.findall(r"^```\{(exercise|solution)-(start|end)\}", section, flags=re.M)
+    one = [("exercise", "start"), ("exercise", "end"), ("solution", "start"), ("solution", "end")]
+    assert gates == one * len(labels), (name, gates)
+    assert "**Exercise" not in section and "{dropdown}" not in section, name
+
+
 def test_lessons_follow_the_skeleton() -> None:
     """Notes, derivation (optional), checks, one box, Summary, Exercises, Next: in this order."""
     order = ["notes", "derivation", "check", "box", "summary", "exercises", "next"]
@@ -586,10 +802,5 @@ def test_lessons_follow_the_skeleton() -> None:
         assert parts[-4:] == ["box", "summary", "exercises", "next"], (lesson.name, parts)
         ranks = [order.index(p) for p in parts]
         assert ranks == sorted(ranks), (lesson.name, parts)
-        numbers = re.findall(r"^\*\*Exercise (\d+)\.(\d+)[ .]", body, flags=re.MULTILINE)
-        lesson_number = int(lesson.name[:2])
-        assert numbers, lesson.name
-        assert [(int(n), int(k)) for n, k in numbers] == [
-            (lesson_number, k) for k in range(1, len(numbers) + 1)
-        ], (lesson.name, numbers)
+        _check_exercises(lesson.name, body.split("\n## Exercises\n", 1)[1].split("\n## Next\n")[0])
         assert "{doc}`" in body.split("\n## Next\n", 1)[1], lesson.name

@@ -8,6 +8,8 @@
 * Notebook downloads: each executed lesson notebook (with outputs) is copied next to its MyST
   source under ``_sources/`` and offered by the book theme's download button.
 * The root redirect: ``index.html`` at the site root points to the landing page.
+* Exercises numbered by lesson, solutions collapsed, and an edition without solutions
+  (:mod:`bnsite.exercises`).
 * Lesson kernels on IPC sockets (:func:`use_ipc_kernels`), not on unencrypted TCP ports.
 * Types on the API page: :func:`format_typehint` is sphinx-autodoc-typehints'
   ``typehints_formatter`` (``NDArray[float64]``, ``ArrayLike``), :func:`public_module` its
@@ -141,6 +143,8 @@ def offer_notebook(
     executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
     if app.builder.format != "html" or doctree is None or not executed.is_file():
         return
+    if not app.config.bn_solutions:  # the notebook holds the solutions
+        return
     if str(context.get("sourcename", "")).endswith(".md"):
         target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -252,9 +256,10 @@ class ConfigHook:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    from bnsite import claims
+    from bnsite import claims, exercises
 
     claims.setup(app)
+    exercises.setup(app)
     use_ipc_kernels()
     app.connect("builder-inited", _check_mathjax)
     app.connect("build-finished", _copy_mathjax)
