@@ -132,7 +132,7 @@ def test_pages_without_an_executed_notebook_offer_none(tmp_path: Path) -> None:
 def test_exercises_are_numbered_by_lesson() -> None:
     """Sphinx numbers exercises across the site (5, 6, 7 here, in document order); a lesson's
     become (lesson, 1), (lesson, 2), ...; figures and pages that are no lesson keep theirs."""
-    from bnsite.exercises import number_by_lesson
+    from bnsite.exercises import number_by_lesson, restore_sequential_numbers
 
     env: Any = SimpleNamespace(
         toc_fignumbers={
@@ -153,6 +153,10 @@ def test_exercises_are_numbered_by_lesson() -> None:
         "lessons/12_y": {"exercise": {"ex-12-1": (12, 1)}},
         "docs/guide": {"exercise": {"example": (1,)}},
     }
+    # Sphinx's numbers come back before it numbers again, so that it finds nothing changed
+    assert restore_sequential_numbers(SimpleNamespace(), env) == []
+    assert env.toc_fignumbers["lessons/03_x"]["exercise"] == {"ex-03-2": (6,), "ex-03-1": (5,)}
+    assert env.toc_fignumbers["lessons/12_y"]["exercise"] == {"ex-12-1": (7,)}
 
 
 # ------------------------------------------------------------------------ types

@@ -95,16 +95,31 @@ def number_by_lesson(app: Sphinx, env: BuildEnvironment) -> list[str]:
     enumerable nodes; the other numbers (figures, equations) stay as Sphinx gave them.
 
     Without a numbered toctree Sphinx numbers exercises one after another across the site, in
-    document order, so their order within a lesson is the order of those numbers.
+    document order, so their order within a lesson is the order of those numbers. Those are
+    kept (``env.bn_sequential_exercises``) for :func:`restore_sequential_numbers`.
     """
+    sequential = {}
     for docname, fignumbers in env.toc_fignumbers.items():
         lesson = LESSON.match(docname)
         exercises = fignumbers.get("exercise")
         if lesson and exercises:
+            sequential[docname] = dict(exercises)
             ordered = sorted(exercises, key=exercises.__getitem__)
             number = int(lesson.group(1))
             fignumbers["exercise"] = {key: (number, k) for k, key in enumerate(ordered, 1)}
-    return []  # Sphinx already rewrites the pages whose numbers changed
+    env.bn_sequential_exercises = sequential  # type: ignore[attr-defined]
+    return []
+
+
+def restore_sequential_numbers(app: Sphinx, env: BuildEnvironment) -> list[str]:
+    """Before Sphinx numbers the enumerable nodes again, put back the numbers it gave last
+    time: it rewrites every page whose numbers changed, and would otherwise rewrite every
+    lesson on every build (sphinx-codeautolink's links are lost on a page written again
+    without being read again)."""
+    for docname, exercises in getattr(env, "bn_sequential_exercises", {}).items():
+        if "exercise" in env.toc_fignumbers.get(docname, {}):
+            env.toc_fignumbers[docname]["exercise"] = exercises
+    return []
 
 
 def visit_solution(self: HTML5Translator, node: nodes.Element) -> None:
@@ -134,7 +149,8 @@ def setup(app: Sphinx) -> None:
     app.add_config_value("bn_solutions", True, "env", types=[bool])
     app.add_transform(SolutionBodies)
     app.add_post_transform(CollapsedSolutions)
-    app.connect("env-get-updated", number_by_lesson, priority=900)
+    app.connect("env-get-updated", restore_sequential_numbers, priority=100)
+    app.connect("env-get-updated", number_by_lesson, priority=900)  # the toctree's: 500
     html = (visit_solution, depart_solution)
     app.add_node(solution_node, override=True, html=html, singlehtml=html)
     app.add_node(solution_summary, html=(visit_summary, depart_summary))
