@@ -92,7 +92,7 @@ pdf: html chromium
 	$(BIN)/python tools/make_pdf.py $(BUILD)/html
 
 browser-test: html chromium pdf
-	$(BIN)/python -m pytest -m browser tests/test_site.py tests/test_pdf.py tests/test_codelinks.py
+	$(BIN)/python -m pytest -m browser tests/test_site.py tests/test_checks_page.py tests/test_pdf.py tests/test_codelinks.py
 
 # Every lesson executed cold (no cache) and the unit tests, under the native BLAS kernel and
 # forced Haswell / Sandybridge (/ SkylakeX) kernels: a claim must hold on every machine.

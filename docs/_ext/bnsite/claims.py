@@ -293,7 +293,8 @@ def fill_checks(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     lessons = [store[d] for d in sorted(store)]
     total = sum(len(e["claims"]) for e in lessons)
     for node in list(doctree.findall(total_placeholder)):
-        link = nodes.reference(refuri=app.builder.get_relative_uri(docname, CHECKS_DOC))
+        uri = app.builder.get_relative_uri(docname, CHECKS_DOC)
+        link = nodes.reference(refuri=uri, internal=True)
         link += nodes.Text(f"{total} claims checked when this site was built")
         node.replace_self(link)
     for node in list(doctree.findall(checks_placeholder)):
