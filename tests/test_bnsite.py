@@ -197,3 +197,38 @@ def test_notebook_kernels_run_over_ipc(capfd: pytest.CaptureFixture[str]) -> Non
     client.execute()
     assert nb.cells[0].outputs[0]["text"].strip() == "ipc"
     assert "without encryption" not in capfd.readouterr().err
+
+
+def test_lesson_source_facts_counts_cells_checks_and_seeds(tmp_path: Path) -> None:
+    from bnsite.claims import _lesson_source_facts
+
+    lesson = tmp_path / "99_x.md"
+    lesson.write_text(
+        "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
+        "    format_version: 0.13\nkernelspec:\n  display_name: Python 3\n  name: python3\n---\n# X\n\n"
+        "```{code-cell} ipython3\n:tags: [remove-cell]\n\n%matplotlib inline\n"
+        "rng = np.random.default_rng(seed=7)\nSEEDS = range(3, 6)\nassert True\n```\n\n"
+        "```{code-cell} ipython3\nclaim('a', 1, 's', below=2)\nglue('b', 2)\n"
+        "run(config, seed=11)\nother = np.random.default_rng(12)\nassert 1 < 2, 'x'\n```\n",
+        encoding="utf-8",
+    )
+    facts = _lesson_source_facts(lesson)
+    assert facts == {
+        "cells": 2,
+        "removed": 1,
+        "asserts": 2,
+        "glue": 1,
+        "claims": 1,
+        "seeds": [3, 4, 5, 7, 11, 12],
+    }
+
+
+def test_checks_and_landing_pages_are_resolved_again_when_a_lesson_changes() -> None:
+    from types import SimpleNamespace
+
+    from bnsite.claims import CHECKS_DOC, outdated
+
+    app = SimpleNamespace(config=SimpleNamespace(root_doc="docs/index"))
+    env = SimpleNamespace(found_docs={"docs/index", CHECKS_DOC, "lessons/01_x"})
+    assert outdated(app, env, set(), {"lessons/01_x"}, set()) == [CHECKS_DOC, "docs/index"]  # type: ignore[arg-type]
+    assert outdated(app, env, set(), {"docs/api"}, set()) == []  # type: ignore[arg-type]
