@@ -205,7 +205,8 @@ def test_lesson_source_facts_counts_cells_checks_and_seeds(tmp_path: Path) -> No
     lesson = tmp_path / "99_x.md"
     lesson.write_text(
         "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
-        "    format_version: 0.13\nkernelspec:\n  display_name: Python 3\n  name: python3\n---\n# X\n\n"
+        "    format_version: 0.13\nkernelspec:\n  display_name: Python 3\n"
+        "  name: python3\n---\n# X\n\n"
         "```{code-cell} ipython3\n:tags: [remove-cell]\n\n%matplotlib inline\n"
         "rng = np.random.default_rng(seed=7)\nSEEDS = range(3, 6)\nassert True\n```\n\n"
         "```{code-cell} ipython3\nclaim('a', 1, 's', below=2)\nglue('b', 2)\n"
