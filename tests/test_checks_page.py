@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_site import SITE, browser_context, server, site  # noqa: F401  (fixtures)
+from test_site import SITE, site  # noqa: F401  (the fixture)
 
 pytestmark = pytest.mark.browser
 
@@ -107,29 +107,3 @@ def test_provenance_on_lesson_pages_and_checks_page(checks: dict[str, Any]) -> N
         page = _html(f"{docname}.html")
         assert "Seeds in this lesson: " in page and "Its cells ran in " in page, docname
         assert ("taken from the notebook cache" in page) == entry["from_cache"], docname
-
-
-def test_tooltip_shows_on_hover_and_focus(
-    server: str,  # noqa: F811
-    browser_context: Any,  # noqa: F811
-    checks: dict[str, Any],
-) -> None:
-    docname, claim = _claims(checks)[0]
-    page = browser_context.new_page()
-    try:
-        page.goto(f"{server}{docname}.html")
-        mark = page.locator(f'[data-claim$="/{claim["id"]}"]')
-        tip = mark.locator('[role="tooltip"]')
-        assert not tip.is_visible()
-        mark.locator("button").focus()  # keyboard
-        assert tip.is_visible()
-        assert claim["statement"] in tip.inner_text()
-        described = mark.locator("button").get_attribute("aria-describedby")
-        assert described == tip.get_attribute("id")
-        page.evaluate("document.activeElement.blur()")
-        page.mouse.move(0, 0)
-        assert not tip.is_visible()
-        mark.locator(".claim-value").hover()  # pointer
-        assert tip.is_visible()
-    finally:
-        page.close()

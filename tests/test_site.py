@@ -25,6 +25,7 @@ API page covers every module; every lesson has the jupytext front matter).
 from __future__ import annotations
 
 import http.server
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -593,3 +594,29 @@ def test_lessons_follow_the_skeleton() -> None:
             (lesson_number, k) for k in range(1, len(numbers) + 1)
         ], (lesson.name, numbers)
         assert "{doc}`" in body.split("\n## Next\n", 1)[1], lesson.name
+
+
+@pytest.mark.browser
+def test_tooltip_shows_on_hover_and_focus(server: str, browser_context: Any, site: Path) -> None:
+    """A claim's tooltip (tests/test_checks_page.py holds the rest of the claims contract)."""
+    checks = json.loads((site / "checks.json").read_text(encoding="utf-8"))
+    docname, entry = min(checks["lessons"].items())
+    claim = entry["claims"][0]
+    page = browser_context.new_page()
+    try:
+        page.goto(f"{server}{docname}.html")
+        mark = page.locator(f'[data-claim$="/{claim["id"]}"]')
+        tip = mark.locator('[role="tooltip"]')
+        assert not tip.is_visible()
+        mark.locator("button").focus()  # keyboard
+        assert tip.is_visible()
+        assert claim["statement"] in tip.inner_text()
+        described = mark.locator("button").get_attribute("aria-describedby")
+        assert described == tip.get_attribute("id")
+        page.evaluate("document.activeElement.blur()")
+        page.mouse.move(0, 0)
+        assert not tip.is_visible()
+        mark.locator(".claim-value").hover()  # pointer
+        assert tip.is_visible()
+    finally:
+        page.close()
