@@ -13,9 +13,9 @@ download menus link them.
 Each PDF starts with a title page naming the commit and the library digest the site was
 built from (as its pages state them, from the build's ``checks.json``), and numbers its
 pages in the footer. The pages are printed as they are read, with the site's navigation
-hidden: MathJax typesets the math first, every image is loaded, hidden plotting code stays hidden and solutions are shown.
-Links between the printed pages become links inside the PDF; links to pages that are not in
-it are kept as text.
+hidden: MathJax typesets the math first, every image is loaded, hidden plotting code stays
+hidden and solutions are shown. Links between the printed pages become links inside the PDF;
+links to pages that are not in it are kept as text.
 """
 
 from __future__ import annotations
