@@ -7,8 +7,10 @@ directory stores the result of every :func:`cached` call under
 
 ``<dir>/<code digest>-<kernel>-<threads>t/``
 
-(the code digest covers the module of the function and the library modules it imports) with `joblib.Memory <https://joblib.readthedocs.io/en/stable/memory.html>`_, keyed on the
-full arguments; a second call with the same inputs loads the result instead of computing it.
+(the code digest covers the function's module, its arguments' modules and the library
+modules they import) with
+`joblib.Memory <https://joblib.readthedocs.io/en/stable/memory.html>`_, keyed on the full
+arguments; a second call with the same inputs loads the result instead of computing it.
 Without the variable (the default, and what a reader's notebook gets) nothing is cached.
 ``make html`` sets it to ``_build/experiment-cache`` (``make clean`` removes it).
 
