@@ -210,7 +210,8 @@ def test_lesson_source_facts_counts_cells_checks_and_seeds(tmp_path: Path) -> No
         "```{code-cell} ipython3\n:tags: [remove-cell]\n\n%matplotlib inline\n"
         "rng = np.random.default_rng(seed=7)\nSEEDS = range(3, 6)\nassert True\n```\n\n"
         "```{code-cell} ipython3\nclaim('a', 1, 's', below=2)\nglue('b', 2)\n"
-        "run(config, seed=11)\nother = np.random.default_rng(12)\nassert 1 < 2, 'x'\n```\n",
+        "run(config, seed=11)\nother = np.random.default_rng(12)\nassert 1 < 2, 'x'\n"
+        "STEPS, EVERY, SEEDS = 2_000, 200, (20, 21)\nSEED = 30\n```\n",
         encoding="utf-8",
     )
     facts = _lesson_source_facts(lesson)
@@ -220,7 +221,7 @@ def test_lesson_source_facts_counts_cells_checks_and_seeds(tmp_path: Path) -> No
         "asserts": 2,
         "glue": 1,
         "claims": 1,
-        "seeds": [3, 4, 5, 7, 11, 12],
+        "seeds": [3, 4, 5, 7, 11, 12, 20, 21, 30],
     }
 
 
