@@ -101,7 +101,11 @@ def test_lesson_offers_its_readers_notebook(tmp_path: Path, monkeypatch: Any) ->
     context: dict[str, Any] = {"sourcename": "lessons/01_x.md"}
     bnsite.offer_notebook(_html_app(outdir), "lessons/01_x", "page.html", context, object())
     offered = json.loads((outdir / "_sources" / "lessons" / "01_x.ipynb").read_text())
-    assert [c["source"] for c in offered["cells"]] == ["N = 8,000"]
+    first, preface = (c["source"] for c in offered["cells"])
+    assert first == "N = 8,000"
+    assert preface.startswith(
+        "*The reader's notebook of [this lesson](https://example.org/lessons/01_x.html).*"
+    )
     assert context["ipynb_source"] == "lessons/01_x.ipynb"
 
 

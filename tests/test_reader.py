@@ -264,10 +264,33 @@ def test_exercise_and_gated_solution_with_a_code_cell() -> None:
     out = reader_notebook({"cells": cells}, GLUE, SITE)["cells"]
     assert out[0]["source"] == (
         "**Exercise 1.**\n\nCompute 8000.\n\n<details>\n<summary>Solution to Exercise 1"
-        "</summary>\n\nLike this:"
+        "</summary>\n\nLike this:\n\n</details>"
     )
-    assert out[1]["metadata"]["jupyter"] == {"source_hidden": True}
-    assert out[2]["source"] == "</details>\n\nNext."
+    assert out[1]["metadata"]["jupyter"] == {"source_hidden": True, "outputs_hidden": True}
+    assert out[2]["source"] == "Next."
+
+
+def test_solution_text_after_its_code_cell_opens_its_own_details() -> None:
+    site = Site(BASE, "lessons/01_x", numbers={"ex-1": Target("x.html#ex-1", "Exercise 4")})
+    cells = [
+        {
+            "cell_type": "markdown",
+            "metadata": {},
+            "source": "```{exercise-start} Scale\n"
+            ":label: ex-1\n```\nDo it.\n```{exercise-end}\n```\n```{solution-start} ex-1\n```",
+        },
+        code("x = 2"),
+        {"cell_type": "markdown", "metadata": {}, "source": "So it is.\n```{solution-end}\n```"},
+    ]
+    out = reader_notebook({"cells": cells}, GLUE, site)["cells"]
+    assert out[0]["source"] == (
+        "**Exercise 4 (Scale).**\n\nDo it.\n\n<details>\n<summary>Solution to Exercise 4"
+        "</summary>\n\n</details>"
+    )
+    assert out[2]["source"] == (
+        "<details>\n<summary>Solution to Exercise 4 (continued)</summary>\n\nSo it is."
+        "\n\n</details>"
+    )
 
 
 # ------------------------------------------------------------------ code cells
@@ -317,6 +340,14 @@ def test_notebook_metadata_keeps_only_the_kernel_and_language() -> None:
 
 
 # ------------------------------------------------------------------ the wheel
+
+
+def test_notebook_preface_says_how_to_run_it() -> None:
+    text = wheel.run_locally_markdown("lessons/01_x", "pkg-1.0-py3-none-any.whl", BASE)
+    assert text.startswith(f"*The reader's notebook of [this lesson]({BASE}lessons/01_x.html).*")
+    assert f"[pkg-1.0-py3-none-any.whl]({BASE}wheel/pkg-1.0-py3-none-any.whl)" in text
+    assert "`pip install pkg-1.0-py3-none-any.whl jupyterlab`" in text
+    assert "`jupyter lab 01_x.ipynb`" in text
 
 
 def test_wheel_name_comes_from_pyproject(tmp_path: Path) -> None:

@@ -135,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"tree's {source_digest}: the experiment cache would miss"
             )
         elif cache.is_dir() and not args.no_cache:
-            shutil.copytree(cache, work / "experiment-cache")
+            # only this library's entries (older digests would never be read)
+            for entry in cache.glob(f"{source_digest}-*"):
+                shutil.copytree(entry, work / "experiment-cache" / entry.name)
+            (work / "experiment-cache").mkdir(exist_ok=True)
             env["BNLESSONS_CACHE_DIR"] = str(work / "experiment-cache")
         problems: list[str] = []
         own = ran = 0.0
@@ -169,10 +172,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"{result['seconds']:.1f} s (site build {entry['seconds']} s)"
             )
         total = time.perf_counter() - started
+        hits, misses, _ = _cache.read_log(work / "experiment-cache")
     ratio = ran / own if own else float("inf")
-    cached = "with" if "BNLESSONS_CACHE_DIR" in env else "without"
+    cached = (
+        f"with the experiment cache ({hits} hits, {misses} misses)"
+        if "BNLESSONS_CACHE_DIR" in env
+        else "without the experiment cache"
+    )
     print(
-        f"reader-test: notebooks ran in {ran:.1f} s {cached} the experiment cache, the lessons "
+        f"reader-test: notebooks ran in {ran:.1f} s {cached}, the lessons "
         f"in the site build {own:.1f} s: {ratio:.2f}x (goal <= {MAX_RATIO}x); environment "
         f"{setup:.1f} s, total {total:.1f} s"
     )

@@ -42,6 +42,7 @@ from sphinx_autodoc_typehints import format_annotation
 from traitlets import CaselessStrEnum, default
 
 from bnsite.reader import ReaderError, Site, Target, read_bibliography, reader_notebook
+from bnsite.wheel import run_locally_markdown, wheel_name
 
 ROOT = Path(__file__).resolve().parents[3]
 MATHJAX_SRC = ROOT / "docs" / "node_modules" / "mathjax" / "es5"
@@ -153,7 +154,9 @@ def offer_notebook(
         glue_path = executed.with_suffix(".glue.json")
         glue = json.loads(glue_path.read_text(encoding="utf-8")) if glue_path.is_file() else {}
         try:
-            converted = reader_notebook(notebook, glue, site_for(app, pagename))
+            site = site_for(app, pagename)
+            preface = run_locally_markdown(pagename, wheel_name(), site.baseurl)
+            converted = reader_notebook(notebook, glue, site, preface=preface)
         except ReaderError as exc:
             raise ExtensionError(f"reader's notebook of {pagename}: {exc}") from exc
         text = json.dumps(converted, indent=1, ensure_ascii=False) + "\n"

@@ -178,7 +178,7 @@ class Converter:
         self.site = site
         self.cited: dict[str, Reference] = {}
         self.exercises = 0
-        self.exercise_numbers: dict[str, int] = {}
+        self.exercise_numbers: dict[str, str] = {}
         self.in_solution: str | None = None
 
     def glued(self, key: str) -> Mapping[str, Any]:
@@ -343,10 +343,12 @@ class Converter:
         if name == "exercise-start" or name == "exercise":
             self.exercises += 1
             label = options.get("label", "")
+            found = self.site.numbers.get(label)  # as the page numbers it
+            heading = found.text if found else f"Exercise {self.exercises}"
             if label:
-                self.exercise_numbers[label] = self.exercises
+                self.exercise_numbers[label] = heading
             title = f" ({self.inline(arg)})" if arg.strip() else ""
-            head = f"**Exercise {self.exercises}{title}.**"
+            head = f"**{heading}{title}.**"
             rest = self.markdown(text, attachments) if text.strip() else ""
             return f"{head}\n\n{rest}".rstrip()
         if name == "solution-start":
@@ -362,7 +364,21 @@ class Converter:
 
     def _solution_title(self, label: str) -> str:
         number = self.exercise_numbers.get(label)
-        return f"Solution to Exercise {number}" if number else "Solution"
+        return f"Solution to {number}" if number else "Solution"
+
+    def solution_cell(self, text: str, continued: str | None) -> str:
+        """A Markdown cell's text with its ``<details>`` balanced: a cell that continues a
+        solution opens one, a cell that leaves a solution open closes it (a notebook renders
+        each cell on its own)."""
+        if continued is not None:
+            if text.startswith("</details>"):
+                text = text.removeprefix("</details>").lstrip()
+            else:
+                summary = f"{self._solution_title(continued)} (continued)"
+                text = f"{_details_open(summary)}\n{text}"
+        if self.in_solution is not None:
+            text = f"{text}\n\n</details>"
+        return text
 
     def _figure(
         self, key: str, options: Mapping[str, str], caption: str, attachments: dict[str, Any]
@@ -639,7 +655,9 @@ def reader_notebook(
         kind = cell.get("cell_type")
         if kind == "markdown":
             attachments: dict[str, Any] = {}
+            continued = converter.in_solution
             text = converter.markdown(_source(cell), attachments)
+            text = converter.solution_cell(text, continued)
             if not text.strip():
                 continue
             new: dict[str, Any] = {"cell_type": "markdown", "metadata": {}, "source": text}
@@ -652,7 +670,7 @@ def reader_notebook(
             new = code_cell(cell, glue)
             if converter.in_solution is not None:
                 jupyter = new["metadata"].setdefault("jupyter", {})
-                jupyter["source_hidden"] = True
+                jupyter.update(source_hidden=True, outputs_hidden=True)
             cells.append(new)
         else:
             cells.append(copy.deepcopy(dict(cell)))

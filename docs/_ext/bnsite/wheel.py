@@ -115,6 +115,18 @@ def run_locally(docname: str, wheel: str) -> nodes.container:
     return box
 
 
+def run_locally_markdown(docname: str, wheel: str, baseurl: str) -> str:
+    """The same two lines as Markdown, for the top of the reader's notebook (absolute links)."""
+    stem = docname.rsplit("/", 1)[-1]
+    base = baseurl.rstrip("/")
+    return (
+        f"*The reader's notebook of [this lesson]({base}/{docname}.html).* To run it, install "
+        f"the library's wheel [{wheel}]({base}/{WHEEL_DIR}/{wheel}) and JupyterLab,\n"
+        f"`pip install {wheel} jupyterlab`, then `jupyter lab {stem}.ipynb`: the collapsed "
+        "cells hold the checks, and each claim prints ✓ when its check holds."
+    )
+
+
 def add_run_locally(app: Sphinx, doctree: nodes.document) -> None:
     """``doctree-read``: a lesson page ends with :func:`run_locally`."""
     docname = app.env.docname
