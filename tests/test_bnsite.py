@@ -85,7 +85,9 @@ def test_prune_caches_counts_the_current_cache(tmp_path: Path) -> None:
 
 
 def _html_app(outdir: Path) -> Any:
-    return SimpleNamespace(outdir=str(outdir), builder=SimpleNamespace(format="html"))
+    return SimpleNamespace(
+        outdir=str(outdir), builder=SimpleNamespace(format="html"), config=SimpleNamespace()
+    )
 
 
 def test_lesson_offers_its_readers_notebook(tmp_path: Path, monkeypatch: Any) -> None:

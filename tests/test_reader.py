@@ -293,6 +293,25 @@ def test_solution_text_after_its_code_cell_opens_its_own_details() -> None:
     )
 
 
+def test_edition_without_solutions_leaves_them_out_with_their_code() -> None:
+    cells = [
+        {
+            "cell_type": "markdown",
+            "metadata": {},
+            "source": "```{exercise-start}\n:label: ex-1\n```\nDo it.\n```{exercise-end}\n```\n"
+            "```{solution-start} ex-1\n```\nThe answer.",
+        },
+        code("answer = 42"),
+        {
+            "cell_type": "markdown",
+            "metadata": {},
+            "source": "Is 42.\n```{solution-end}\n```\nNext.",
+        },
+    ]
+    out = reader_notebook({"cells": cells}, GLUE, SITE, solutions=False)["cells"]
+    assert [c["source"] for c in out] == ["**Exercise 1.**\n\nDo it.", "Next."]
+
+
 # ------------------------------------------------------------------ code cells
 
 

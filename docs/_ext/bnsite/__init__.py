@@ -156,12 +156,17 @@ def offer_notebook(
         try:
             site = site_for(app, pagename)
             preface = run_locally_markdown(pagename, wheel_name(), site.baseurl)
-            converted = reader_notebook(notebook, glue, site, preface=preface)
+            solutions = bool(getattr(app.config, "bn_solutions", True))
+            converted = reader_notebook(notebook, glue, site, preface=preface, solutions=solutions)
         except ReaderError as exc:
             raise ExtensionError(f"reader's notebook of {pagename}: {exc}") from exc
         text = json.dumps(converted, indent=1, ensure_ascii=False) + "\n"
         target.write_text(text, encoding="utf-8")
         context["ipynb_source"] = f"{pagename}.ipynb"
+
+
+#: How the reader's notebook numbers what ``numfig_format`` has no format for.
+NUMBER_FORMATS = {"exercise": "Exercise %s"}
 
 
 def site_for(app: Sphinx, docname: str) -> Site:
@@ -187,7 +192,8 @@ def site_for(app: Sphinx, docname: str) -> Site:
             for kind, ids in env.toc_fignumbers.get(doc, {}).items():
                 if anchor in ids:
                     number = ".".join(map(str, ids[anchor]))
-                    text = app.config.numfig_format.get(kind, "%s") % number
+                    fmt = app.config.numfig_format.get(kind) or NUMBER_FORMATS.get(kind, "%s")
+                    text = fmt % number
                     numbers[label] = Target(f"{builder.get_target_uri(doc)}#{anchor}", text)
         equations = {
             label: Target(f"{builder.get_target_uri(doc)}#equation-{label}", str(number))

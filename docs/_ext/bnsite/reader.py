@@ -173,9 +173,12 @@ def _latex(text: str) -> str:
 class Converter:
     """Converts the Markdown of one lesson; holds its glue data, its site and what it cited."""
 
-    def __init__(self, glue: Mapping[str, Mapping[str, Any]], site: Site) -> None:
+    def __init__(
+        self, glue: Mapping[str, Mapping[str, Any]], site: Site, *, solutions: bool = True
+    ) -> None:
         self.glue = glue
         self.site = site
+        self.solutions = solutions
         self.cited: dict[str, Reference] = {}
         self.exercises = 0
         self.exercise_numbers: dict[str, str] = {}
@@ -265,6 +268,8 @@ class Converter:
             return f"[{self.inline(shown)}]({self.site.url(docname + '.html')})"
         table = {"ref": self.site.labels, "numref": self.site.numbers, "eq": self.site.equations}
         found = table[role].get(target)
+        if found is None and role == "ref":  # a numbered block without a title of its own
+            found = self.site.numbers.get(target)
         if found is None:
             raise ReaderError(f"{self.site.docname}: {{{role}}}`{body}`: unknown label")
         if role == "numref" and explicit:
@@ -295,7 +300,8 @@ class Converter:
                     j += 1
                 paragraph = [ln for ln in lines[i:j] if not TARGET.match(ln)]
                 paragraph = [ln for ln in paragraph if not (ln.startswith("% ") or ln == "%")]
-                out.append(self.inline(_dollar_labels("\n".join(paragraph), self.site)))
+                if not self.skipping:
+                    out.append(self.inline(_dollar_labels("\n".join(paragraph), self.site)))
                 i = j
                 continue
             end = _closing(lines, i, fence["fence"])
@@ -303,11 +309,17 @@ class Converter:
             info = fence["info"].strip()
             directive = DIRECTIVE.match(info)
             if directive is None:  # a plain code block stays as it is
-                out.append("\n".join(lines[i : end + 1]))
-            else:
+                if not self.skipping:
+                    out.append("\n".join(lines[i : end + 1]))
+            elif not self.skipping or directive["name"] == "solution-end":
                 out.append(self.directive(directive["name"], directive["arg"], body, attachments))
             i = end + 1
         return _tidy("\n\n".join(out))
+
+    @property
+    def skipping(self) -> bool:
+        """Inside a solution of an edition without solutions."""
+        return self.in_solution is not None and not self.solutions
 
     def directive(self, name: str, arg: str, lines: list[str], attachments: dict[str, Any]) -> str:
         options, body = _options(lines)
@@ -353,10 +365,12 @@ class Converter:
             return f"{head}\n\n{rest}".rstrip()
         if name == "solution-start":
             self.in_solution = arg.strip()
-            return _details_open(self._solution_title(self.in_solution))
+            return _details_open(self._solution_title(self.in_solution)) if self.solutions else ""
         if name == "solution-end":
             self.in_solution = None
-            return "</details>"
+            return "</details>" if self.solutions else ""
+        if name == "solution" and not self.solutions:
+            return ""
         if name == "solution":
             title = self._solution_title(arg.strip())
             return _details(title, self.markdown(text, attachments))
@@ -370,6 +384,8 @@ class Converter:
         """A Markdown cell's text with its ``<details>`` balanced: a cell that continues a
         solution opens one, a cell that leaves a solution open closes it (a notebook renders
         each cell on its own)."""
+        if not self.solutions:
+            return text
         if continued is not None:
             if text.startswith("</details>"):
                 text = text.removeprefix("</details>").lstrip()
@@ -629,6 +645,7 @@ def reader_notebook(
     site: Site,
     *,
     preface: str = "",
+    solutions: bool = True,
 ) -> dict[str, Any]:
     """The reader's notebook of an executed lesson notebook and its glue data.
 
@@ -642,6 +659,9 @@ def reader_notebook(
         Link targets, numbers and the bibliography.
     preface : str, optional
         Markdown put in a cell of its own after the first cell (the title).
+    solutions : bool, optional
+        False leaves out the exercises' solutions (``solution-start`` to ``solution-end``,
+        their code cells included), as the edition without solutions does.
 
     Raises
     ------
@@ -649,7 +669,7 @@ def reader_notebook(
         If the MyST has a role or directive without a Markdown form, a glued key or a link
         target is missing, or a code cell imports myst-nb or Sphinx.
     """
-    converter = Converter(glue, site)
+    converter = Converter(glue, site, solutions=solutions)
     cells: list[dict[str, Any]] = []
     for cell in notebook.get("cells", []):
         kind = cell.get("cell_type")
@@ -667,6 +687,8 @@ def reader_notebook(
                 new["id"] = cell["id"]
             cells.append(new)
         elif kind == "code":
+            if converter.skipping:
+                continue
             new = code_cell(cell, glue)
             if converter.in_solution is not None:
                 jupyter = new["metadata"].setdefault("jupyter", {})
