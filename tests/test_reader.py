@@ -22,6 +22,7 @@ from bnsite.reader import (
     Target,
     attachment_bytes,
     format_text,
+    place_claims,
     read_bibliography,
     reader_notebook,
 )
@@ -338,6 +339,24 @@ def test_code_cells_keep_hidden_cells_collapsed_and_claims_as_check_lines() -> N
     assert [o.get("data", {}).get("text/plain") for o in second["outputs"]] == [None, line, "3"]
     assert second["outputs"][1]["metadata"]["bnlessons"]["claim"] == CLAIM
     assert third["outputs"] == [] and third["metadata"]["jupyter"] == {"outputs_hidden": True}
+
+
+def test_claims_go_to_the_cells_that_make_them() -> None:
+    sources = [
+        "claim('a', x, 's', below=1)",
+        "x = 1",
+        "for k in keys:\n    claim(f'exact_{k}', v[k], 's', below=1)\nclaim('b', y, 's', above=0)",
+        "claim(name, z, 's', holds=True)",
+        "claim('c', z, 's', holds=True)",
+    ]
+    made = ["a", "exact_y1", "exact_y2", "b", "computed", "c", "helper"]
+    assert place_claims(sources, made) == [
+        ["a"],
+        [],
+        ["exact_y1", "exact_y2", "b"],
+        ["computed"],
+        ["c", "helper"],  # made by no call: after the claim before it
+    ]
 
 
 def test_a_notebook_that_would_import_myst_nb_or_sphinx_fails() -> None:

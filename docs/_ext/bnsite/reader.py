@@ -539,21 +539,85 @@ def _tidy(text: str) -> str:
 # ------------------------------------------------------------------ code cells
 
 
-def _glue_calls(source: str) -> list[str]:
-    """The first (string) arguments of the ``claim(...)`` calls of a cell, in order."""
+def claim_patterns(source: str) -> list[re.Pattern[str]]:
+    """What the ids of a cell's ``claim(...)`` calls can be, in the order of the calls: the
+    string itself, an f-string with its fields as wildcards, any name for anything else.
+
+    >>> [p.pattern for p in claim_patterns("claim('a_1', x, 's', below=1)\\nclaim(f'b_{k}', y)")]
+    ['a_1', 'b_.+?']
+    """
     try:
         tree = ast.parse(_without_magics(source))
     except SyntaxError:
         return []
-    keys: list[tuple[int, int, str]] = []
+    calls: list[tuple[int, int, str]] = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call) or not node.args:
             continue
         name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+        if name != "claim":
+            continue
         first = node.args[0]
-        if name == "claim" and isinstance(first, ast.Constant) and isinstance(first.value, str):
-            keys.append((node.lineno, node.col_offset, first.value))
-    return [key for _, _, key in sorted(keys)]
+        if isinstance(first, ast.Constant) and isinstance(first.value, str):
+            pattern = re.escape(first.value)
+        elif isinstance(first, ast.JoinedStr):
+            pattern = "".join(
+                re.escape(str(part.value)) if isinstance(part, ast.Constant) else ".+?"
+                for part in first.values
+            )
+        else:
+            pattern = r"\w+"
+        calls.append((node.lineno, node.col_offset, pattern))
+    return [re.compile(pattern) for _, _, pattern in sorted(calls)]
+
+
+WILDCARD = r"\w+"
+
+
+def place_claims(sources: list[str], claim_ids: list[str]) -> list[list[str]]:
+    """Which claims each code cell printed: ``claim_ids`` (in the order the notebook made
+    them, as myst-nb's glue data keeps them) split among the cells whose ``claim`` calls can
+    make them (:func:`claim_patterns`).
+
+    A call whose id is computed (not a string or an f-string) takes the claims no other call
+    could have made, up to the first claim of a later cell; a claim no call can have made goes
+    to the cell of the claim before it (or the first cell with a claim).
+    """
+    patterns = [claim_patterns(s) for s in sources]
+    specific = [[p for p in ps if p.pattern != WILDCARD] for ps in patterns]
+
+    def owner(claim: str, cells: range) -> int | None:
+        return next((k for k in cells if any(p.fullmatch(claim) for p in specific[k])), None)
+
+    placed: list[list[str]] = [[] for _ in sources]
+    position = 0  # claims are made in cell order: each cell takes from here on
+    for k, cell_patterns in enumerate(patterns):
+        if not cell_patterns:
+            continue
+        wildcard = any(p.pattern == WILDCARD for p in cell_patterns)
+        later = range(k + 1, len(sources))
+        taken = position
+        for index in range(position, len(claim_ids)):
+            claim = claim_ids[index]
+            if any(p.fullmatch(claim) for p in specific[k]):
+                placed[k].append(claim)
+                taken = index + 1
+            elif owner(claim, later) is not None:
+                break
+            elif wildcard and owner(claim, range(len(sources))) is None:
+                placed[k].append(claim)
+                taken = index + 1
+        position = taken
+    missing = [c for c in claim_ids if not any(c in cell for cell in placed)]
+    for claim in missing:
+        before = claim_ids[: claim_ids.index(claim)]
+        home = next(
+            (k for c in reversed(before) for k, cell in enumerate(placed) if c in cell),
+            next((k for k, ps in enumerate(patterns) if ps), None),
+        )
+        if home is not None:
+            placed[home].append(claim)
+    return placed
 
 
 def _without_magics(source: str) -> str:
@@ -583,6 +647,11 @@ def forbidden_imports(source: str) -> list[str]:
     return found
 
 
+def _claim_record(output: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    record: Mapping[str, Any] | None = output.get("metadata", {}).get("bnlessons", {}).get("claim")
+    return record
+
+
 def _is_glue_output(output: Mapping[str, Any]) -> bool:
     data = output.get("data", {})
     return bool(data) and all(str(m).startswith(GLUE_PREFIX) for m in data)
@@ -608,21 +677,18 @@ def _hidden(tags: list[str]) -> dict[str, bool]:
     return hidden
 
 
-def code_cell(cell: Mapping[str, Any], glue: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """A code cell as a reader's run shows it: glue outputs out, claims as ``✓`` lines."""
+def code_cell(cell: Mapping[str, Any], claims: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """A code cell as a reader's run shows it: glue outputs out, its ``claims`` (records) as
+    the ``✓`` lines they print."""
     out = copy.deepcopy(dict(cell))
     source = _source(cell)
     source = GLUE_IMPORT.sub(LIBRARY_GLUE_IMPORT, source)
     out["source"] = source
     outputs = [o for o in out.get("outputs", []) if not _is_glue_output(o)]
-    claims = []
-    for key in _glue_calls(source):
-        record = glue.get(key, {}).get("metadata", {}).get("bnlessons", {}).get("claim")
-        if record is not None:
-            claims.append(_claim_output(record))
+    lines = [_claim_output(record) for record in claims]
     results = [o for o in outputs if o.get("output_type") == "execute_result"]
     rest = [o for o in outputs if o.get("output_type") != "execute_result"]
-    out["outputs"] = rest + claims + results
+    out["outputs"] = rest + lines + results
     metadata = dict(out.get("metadata", {}))
     hidden = _hidden(list(metadata.get("tags", [])))
     if hidden:
@@ -670,6 +736,10 @@ def reader_notebook(
         target is missing, or a code cell imports myst-nb or Sphinx.
     """
     converter = Converter(glue, site, solutions=solutions)
+    records = {key: _claim_record(output) for key, output in glue.items()}
+    claims = {key: record for key, record in records.items() if record is not None}
+    code_cells = [c for c in notebook.get("cells", []) if c.get("cell_type") == "code"]
+    placed = iter(place_claims([_source(c) for c in code_cells], list(claims)))
     cells: list[dict[str, Any]] = []
     for cell in notebook.get("cells", []):
         kind = cell.get("cell_type")
@@ -687,9 +757,10 @@ def reader_notebook(
                 new["id"] = cell["id"]
             cells.append(new)
         elif kind == "code":
+            mine = [claims[key] for key in next(placed)]
             if converter.skipping:
                 continue
-            new = code_cell(cell, glue)
+            new = code_cell(cell, mine)
             if converter.in_solution is not None:
                 jupyter = new["metadata"].setdefault("jupyter", {})
                 jupyter.update(source_hidden=True, outputs_hidden=True)
