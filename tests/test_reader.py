@@ -225,6 +225,11 @@ def test_code_spans_and_math_keep_their_text() -> None:
     assert markdown(text) == ["Write `{glue:text}` or $\\{x\\}$ then 8000."]
 
 
+def test_inline_math_over_two_lines_keeps_the_roles_after_it() -> None:
+    text = "so $a\n= b$ and {glue:text}`n:,` then $c$."
+    assert markdown(text) == ["so $a\n= b$ and 8,000 then $c$."]
+
+
 def test_unknown_role_and_directive_are_errors_naming_them() -> None:
     with pytest.raises(ReaderError, match=r"role \{weird\}"):
         markdown("{weird}`x`")
