@@ -411,3 +411,29 @@ def test_lesson_page_says_in_two_lines_how_to_run_it() -> None:
     )
     (link,) = first.findall(nodes.reference)
     assert link["refuri"] == "../wheel/pkg-1.0-py3-none-any.whl"
+
+
+# ------------------------------------------------------------------ the reader test's check
+
+
+def _reader_test() -> Any:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "reader_test.py"
+    spec = importlib.util.spec_from_file_location("reader_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_reader_test_compares_claims_as_printed() -> None:
+    compare = _reader_test().compare
+    site = [{"id": "a", "text": "0.25", "holds": True}, {"id": "b", "text": "3", "holds": True}]
+    assert compare("l", site, [dict(c) for c in site]) == []
+    run = [{"id": "a", "text": "0.26", "holds": True}, {"id": "c", "text": "1", "holds": True}]
+    assert compare("l", site, run) == [
+        "l: claim 'a' is '0.26' in the notebook, '0.25' on the site",
+        "l: claim 'b' was not printed by the notebook",
+        "l: claim 'c' is not on the site",
+    ]
