@@ -314,7 +314,7 @@ class Converter:
             return self._any(arg.strip(), attachments)
         if name == "math":
             return _math_block(text, options.get("label", ""), self.site)
-        if name in ("table", "list-table") and name == "table":
+        if name == "table":
             label = options.get("name", "")
             number = self.site.numbers.get(label)
             prefix = f"**{number.text}.** " if number else ""
