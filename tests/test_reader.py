@@ -251,6 +251,13 @@ def test_admonition_is_a_quote_and_dropdown_a_details_element() -> None:
     ]
 
 
+def test_admonition_paragraphs_continue_lazily_so_wrapped_math_stays_clean() -> None:
+    source = ":::{note}\nSo $a\n= b$ holds.\n\n```python\nx = 1\n```\n:::"
+    assert markdown(source) == [
+        "> **Note**\n>\n> So $a\n= b$ holds.\n>\n> ```python\n> x = 1\n> ```"
+    ]
+
+
 def test_labels_comments_and_math_directives() -> None:
     source = "(sec-a)=\n% a comment\n## Title\n\n```{math}\n:label: eq-a\nx = 1\n```"
     assert markdown(source) == ["## Title\n\n$$\nx = 1 \\tag{3}\n$$"]
@@ -437,3 +444,14 @@ def test_reader_test_compares_claims_as_printed() -> None:
         "l: claim 'b' was not printed by the notebook",
         "l: claim 'c' is not on the site",
     ]
+
+
+def test_docstring_examples_of_the_converter() -> None:
+    """``make unit`` runs the docstring examples of src/ and tools/; these live in docs/_ext."""
+    import doctest
+
+    from bnsite import markdown, reader
+
+    for module in (markdown, reader):
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        assert result.attempted > 0 and result.failed == 0, module.__name__

@@ -323,8 +323,7 @@ class Converter:
         if name in ADMONITIONS:
             title = arg if name == "admonition" else (arg or name.capitalize())
             inner = self.markdown(text, attachments)
-            quoted = "\n".join(f"> {ln}".rstrip() for ln in inner.splitlines())
-            return f"> **{self.inline(title)}**\n>\n{quoted}"
+            return f"> **{self.inline(title)}**\n>\n{_quote(inner)}"
         if name == "dropdown":
             return _details(self.inline(arg or "Details"), self.markdown(text, attachments))
         if name == "exercise-start" or name == "exercise":
@@ -496,6 +495,34 @@ def _dollar_labels(text: str, site: Site) -> str:
         return f"$${match['math'].rstrip()}{suffix}\n$$"
 
     return re.sub(r"\$\$(?P<math>.*?)\$\$\s*\((?P<label>[\w:-]+)\)", tag, text, flags=re.S)
+
+
+def _quote(markdown: str) -> str:
+    """``markdown`` as a block quote whose paragraphs continue lazily: only a block's first
+    line (and code) carries ``>``, so math that wraps a line keeps no ``>`` in its TeX
+    (JupyterLab takes the math out before it parses the Markdown).
+
+    >>> print(_quote("a $x\\n= 1$ b\\n\\n- c"))
+    > a $x
+    = 1$ b
+    >
+    > - c
+    """
+    out, first, fenced = [], True, False
+    for line in markdown.splitlines():
+        if FENCE.match(line):  # a code block's opening or closing fence
+            fenced = not fenced
+            out.append(f"> {line}")
+        elif not line.strip():
+            out.append(">")
+            first = True
+            continue
+        elif first or fenced:
+            out.append(f"> {line}")
+        else:
+            out.append(line)
+        first = False
+    return "\n".join(out)
 
 
 def _details_open(summary: str) -> str:
