@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -84,17 +85,29 @@ def test_prune_caches_counts_the_current_cache(tmp_path: Path) -> None:
 
 
 def _html_app(outdir: Path) -> Any:
-    return SimpleNamespace(outdir=str(outdir), builder=SimpleNamespace(format="html"))
+    return SimpleNamespace(
+        outdir=str(outdir), builder=SimpleNamespace(format="html"), config=SimpleNamespace()
+    )
 
 
-def test_lesson_offers_its_executed_notebook(tmp_path: Path) -> None:
+def test_lesson_offers_its_readers_notebook(tmp_path: Path, monkeypatch: Any) -> None:
     outdir = tmp_path / "html"
     executed = tmp_path / "jupyter_execute" / "lessons" / "01_x.ipynb"
     executed.parent.mkdir(parents=True)
-    executed.write_text('{"cells": []}')
+    markdown = {"cell_type": "markdown", "metadata": {}, "source": "N = {glue:text}`n:,`"}
+    executed.write_text(json.dumps({"metadata": {}, "cells": [markdown]}))
+    glue = {"n": {"output_type": "display_data", "data": {"text/plain": "8000"}, "metadata": {}}}
+    executed.with_suffix(".glue.json").write_text(json.dumps(glue))
+    site = bnsite.Site(baseurl="https://example.org/", docname="")
+    monkeypatch.setattr(bnsite, "site_for", lambda app, docname: site)
     context: dict[str, Any] = {"sourcename": "lessons/01_x.md"}
     bnsite.offer_notebook(_html_app(outdir), "lessons/01_x", "page.html", context, object())
-    assert (outdir / "_sources" / "lessons" / "01_x.ipynb").read_text() == '{"cells": []}'
+    offered = json.loads((outdir / "_sources" / "lessons" / "01_x.ipynb").read_text())
+    first, preface = (c["source"] for c in offered["cells"])
+    assert first == "N = 8,000"
+    assert preface.startswith(
+        "*The reader's notebook of [this lesson](https://example.org/lessons/01_x.html).*"
+    )
     assert context["ipynb_source"] == "lessons/01_x.ipynb"
 
 

@@ -505,6 +505,25 @@ def test_lessons_offer_notebook_and_source(site: Path, reports: dict[str, PageRe
         assert f'href="{depth}_sources/{stem}.md"' in html, page
 
 
+@pytest.mark.browser
+def test_lessons_offer_a_readers_notebook_and_the_wheel(
+    site: Path, reports: dict[str, PageReport]
+) -> None:
+    """The .ipynb is for plain Jupyter (no MyST, no myst-nb import), and each lesson page
+    links the library's wheel, which the site holds, in its two lines on running it."""
+    wheels = sorted((site / "wheel").glob("bnlessons-*-py3-none-any.whl"))
+    assert len(wheels) == 1, wheels
+    for page in (p for p in reports if is_lesson(p)):
+        stem = page.removesuffix(".html")
+        text = (site / "_sources" / f"{stem}.ipynb").read_text(encoding="utf-8")
+        for myst in ("{glue:", "{claim}", "{cite:", "{class}", "{func}", "```{", "myst_nb"):
+            assert myst not in text, (page, myst)
+        html = (site / page).read_text(encoding="utf-8")
+        depth = "../" * page.count("/")
+        assert f'href="{depth}wheel/{wheels[0].name}"' in html, page
+        assert f"pip install {wheels[0].name} jupyterlab" in re.sub(r"<[^>]+>", "", html), page
+
+
 # ------------------------------------------------------------------------------ source checks
 
 
