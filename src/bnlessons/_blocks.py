@@ -34,6 +34,7 @@ from bnlessons._typing import Float64Array, FloatArray
 _BLOCK_BYTES = 1 << 18  # 256 KiB: the few blocks a pass touches stay in the CPU caches
 _BLOCK_ROWS = 256  # at most, so that float32 column sums add few rounding errors
 _WHOLE_BYTES = 1 << 22  # an (N, C) batch of at most _BLOCK_ROWS rows and 4 MiB is one block
+_EINSUM_SIZE = 1 << 15  # from this many values on, column_dot uses einsum
 
 
 @dataclass(frozen=True)
@@ -144,9 +145,9 @@ class Blocks:
             np.matmul(a, ones(a.shape[1], a.dtype), out=out)
 
     def dot(self, a: FloatArray, b: FloatArray, out: FloatArray) -> None:
-        """Per-channel sums of ``a * b`` of a block, into ``out`` (no array of the products)."""
+        """Per-channel sums of ``a * b`` of a block, into ``out``."""
         if self.by_column:
-            np.einsum("ij,ij->j", a, b, out=out)
+            column_dot(a, b, out=out)
         else:
             np.vecdot(a, b, out=out)  # along the last axis
 
@@ -174,6 +175,19 @@ def scratch(shape: tuple[int, ...], dtype: np.dtype[Any], tag: int = 0) -> Float
     ``tag`` tells apart two work arrays of the same shape used at the same time.
     """
     return np.empty(shape, dtype)
+
+
+def column_dot(a: FloatArray, b: FloatArray, out: FloatArray) -> FloatArray:
+    """The column sums of ``a * b`` (2-D arrays), into ``out``.
+
+    On a large array ``einsum`` never writes the products (a write to memory costs more
+    than the arithmetic); on a small one its own overhead costs more than a product into a
+    scratch array and a BLAS sum.
+    """
+    if a.size >= _EINSUM_SIZE:
+        return np.einsum("ij,ij->j", a, b, out=out)
+    products = np.multiply(a, b, out=scratch(a.shape, a.dtype))
+    return np.matmul(ones(len(a), a.dtype), products, out=out)
 
 
 # ---------------------------------------------------------------------------
@@ -331,28 +345,38 @@ def input_gradient(
 
 
 def small_forward(
-    x: FloatArray, gamma: FloatArray | None, beta: FloatArray | None, eps: float
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-    """``y`` of a one-block (N, C) batch, ``x - mean``, and mean, var, inv_std in x's dtype.
+    x: FloatArray,
+    centered: FloatArray,
+    gamma: FloatArray | None,
+    beta: FloatArray | None,
+    eps: float,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """``y`` of a one-block (N, C) batch; ``centered = x - mean``; mean, var, inv_std (C,).
 
     The two-pass statistics (the mean, then the squares of ``x - mean``), then
-    ``y = (x - mean) * gamma * inv_std + beta``. The centred input is returned for the
-    backward pass: here keeping it costs less than recomputing it.
+    ``y = (x - mean) * gamma * inv_std + beta``, all in x's dtype. The centred input is kept
+    for the backward pass: here keeping it costs less than recomputing it.
     """
     dtype = x.dtype
-    mean = np.matmul(means(len(x), dtype), x)
+    n = len(x)
+    mean = np.matmul(means(n, dtype), x)
     _check_mean(mean, dtype)
-    centered = x - mean
-    var = np.einsum("ij,ij->j", centered, centered)  # sum of squares, no array of them
-    var /= len(x)
+    np.subtract(x, mean, out=centered)
+    if x.size < _EINSUM_SIZE:  # the squares, then their mean (see column_dot)
+        var = np.matmul(
+            means(n, dtype), np.multiply(centered, centered, out=scratch(x.shape, dtype))
+        )
+    else:
+        var = np.einsum("ij,ij->j", centered, centered)
+        var /= n
     inv_std = np.add(var, eps, dtype=dtype)  # 1 / sqrt(var + eps)
     np.sqrt(inv_std, out=inv_std)
     np.reciprocal(inv_std, out=inv_std)
     scale = inv_std if gamma is None else np.multiply(gamma, inv_std, dtype=dtype)
     y = centered * scale
     if beta is not None:
-        np.add(y, beta, out=y, dtype=dtype)
-    return y, centered, mean, var, inv_std
+        y += beta
+    return y, mean, var, inv_std
 
 
 def small_backward(
@@ -364,10 +388,13 @@ def small_backward(
     """
     dtype = centered.dtype
     n = len(centered)
-    inv = inv_std.astype(dtype, copy=False)
+    inv = inv_std.astype(dtype)
     unit = ones(n, dtype)
     dbeta = np.matmul(unit, dy)  # sum(dy)
-    dgamma = np.einsum("ij,ij->j", dy, centered)
+    if dy.size < _EINSUM_SIZE:  # sum(dy * centered), see column_dot
+        dgamma = np.matmul(unit, np.multiply(dy, centered, out=scratch(dy.shape, dtype)))
+    else:
+        dgamma = np.einsum("ij,ij->j", dy, centered)
     dgamma *= inv  # sum(dy * x_hat)
     scale = inv if gamma is None else np.multiply(gamma, inv, dtype=dtype)
     # dx = scale * (dy - centered * inv * dgamma / n - dbeta / n)

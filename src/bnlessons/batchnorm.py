@@ -223,9 +223,14 @@ def batchnorm_forward(
 
 
 def _forward(
-    x: ArrayLike, gamma: ArrayLike | None, beta: ArrayLike | None, *, eps: float
+    x: ArrayLike,
+    gamma: ArrayLike | None,
+    beta: ArrayLike | None,
+    *,
+    eps: float,
+    buffer: FloatArray | None = None,
 ) -> tuple[FloatArray, BatchNormCache]:
-    """The body of :func:`batchnorm_forward` (also called by the layer)."""
+    """:func:`batchnorm_forward`; a small batch writes ``x - mean`` into ``buffer`` if it fits."""
     x = _check_input(x)
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
@@ -239,9 +244,11 @@ def _forward(
             f"x: expected more than 1 value per channel in training, got shape {x.shape}"
             f" ({count} value per channel)"
         )
-    centered = None
+    centered: FloatArray | None = None
     if Blocks.of(x.shape, x.itemsize).whole:  # a small (N, C) batch: the same, in few calls
-        y, centered, *stats = small_forward(x, gamma, beta, eps)
+        fits = buffer is not None and buffer.shape == x.shape and buffer.dtype == x.dtype
+        centered = buffer if buffer is not None and fits else np.empty_like(x)
+        y, *stats = small_forward(x, centered, gamma, beta, eps)  # in x's dtype
         mean, var, inv_std = (v.astype(np.float64) for v in stats)
         _check_variance(var)
     else:
@@ -500,7 +507,9 @@ class BatchNorm:
                 f"x: expected {self.num_features} channels (axis 1), got shape {x.shape}"
             )
         if self.training or self.running_mean is None or self.running_var is None:
-            y, cache = _forward(x, self.gamma, self.beta, eps=self.eps)
+            # the last step's cache is not needed any more: its memory is reused
+            last = self._cache.centered if isinstance(self._cache, BatchNormCache) else None
+            y, cache = _forward(x, self.gamma, self.beta, eps=self.eps, buffer=last)
             if self.training and self.track_running_stats:
                 count = cache.count
                 self._track(cache.mean, cache.var * (count / (count - 1)))  # unbiased variance
