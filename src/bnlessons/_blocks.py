@@ -350,12 +350,13 @@ def small_forward(
     gamma: FloatArray | None,
     beta: FloatArray | None,
     eps: float,
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+) -> tuple[FloatArray, Float64Array, Float64Array, Float64Array]:
     """``y`` of a one-block (N, C) batch; ``centered = x - mean``; mean, var, inv_std (C,).
 
     The two-pass statistics (the mean, then the squares of ``x - mean``), then
-    ``y = (x - mean) * gamma * inv_std + beta``, all in x's dtype. The centred input is kept
-    for the backward pass: here keeping it costs less than recomputing it.
+    ``y = (x - mean) * gamma * inv_std + beta``, in x's dtype (the statistics are returned in
+    float64). The centred input is kept for the backward pass: here keeping it costs less
+    than recomputing it.
     """
     dtype = x.dtype
     n = len(x)
@@ -376,7 +377,7 @@ def small_forward(
     y = centered * scale
     if beta is not None:
         y += beta
-    return y, mean, var, inv_std
+    return y, mean.astype(np.float64), var.astype(np.float64), inv_std.astype(np.float64)
 
 
 def small_backward(

@@ -246,10 +246,10 @@ def _forward(
         )
     centered: FloatArray | None = None
     if Blocks.of(x.shape, x.itemsize).whole:  # a small (N, C) batch: the same, in few calls
-        fits = buffer is not None and buffer.shape == x.shape and buffer.dtype == x.dtype
-        centered = buffer if buffer is not None and fits else np.empty_like(x)
-        y, *stats = small_forward(x, centered, gamma, beta, eps)  # in x's dtype
-        mean, var, inv_std = (v.astype(np.float64) for v in stats)
+        if buffer is None or buffer.shape != x.shape or buffer.dtype != x.dtype:
+            buffer = np.empty_like(x)
+        centered = buffer
+        y, mean, var, inv_std = small_forward(x, centered, gamma, beta, eps)
         _check_variance(var)
     else:
         mean, var = moments(x)
