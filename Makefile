@@ -21,7 +21,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
 .PHONY: help venv lint typecheck unit doctest html pdf test browser-test serve clean bench \
-	bench-docs assets chromium portability html-exercises
+	bench-docs assets chromium portability reader-test html-exercises
 
 help:
 	@echo "make html        build the site into $(BUILD)/html (creates $(VENV) on first use);"
@@ -29,7 +29,9 @@ help:
 	@echo "make pdf         print the built site to PDF: $(BUILD)/html/pdf/bnlessons.pdf and one"
 	@echo "                 PDF per lesson (Chromium)"
 	@echo "make test        lint, type-check, unit tests + module doctests, site build and its"
-	@echo "                 doctests, PDFs, browser tests"
+	@echo "                 doctests, reader's notebooks, PDFs, browser tests"
+	@echo "make reader-test run every lesson's reader's notebook in a fresh venv with only the"
+	@echo "                 site's wheel, ipykernel and nbclient; compare its claims to the site's"
 	@echo "make unit        pytest: tests/ and the docstring examples of src/ and tools/"
 	@echo "make doctest     Sphinx doctest builder (the docs' examples; module doctests: unit)"
 	@echo "make serve       serve $(BUILD)/html on 127.0.0.1:$(PORT)"
@@ -56,7 +58,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "not browser" tests --doctest-modules src tools
 
-test: lint typecheck unit doctest html browser-test
+test: lint typecheck unit doctest html reader-test browser-test
 
 # ---------------------------------------------------------------------------- the site
 # MathJax is served by the site itself: npm installs the locked mathjax@3 into docs/.
@@ -81,6 +83,11 @@ html-exercises: html
 doctest: $(STAMP) $(MATHJAX)
 	$(BIN)/sphinx-build -b doctest $(SPHINXOPTS) . $(BUILD)/doctest
 
+# Every reader's notebook (the site's .ipynb downloads) run as a reader would: a fresh venv
+# with only the site's wheel, ipykernel and nbclient; its claims must equal the site's.
+reader-test: html
+	$(BIN)/python tools/reader_test.py $(BUILD)/html
+
 serve: html
 	@echo "Serving $(BUILD)/html at http://127.0.0.1:$(PORT)/ (Ctrl-C stops)"
 	$(BIN)/python -m http.server $(PORT) --bind 127.0.0.1 --directory $(BUILD)/html
@@ -104,7 +111,7 @@ pdf: html chromium
 	$(BIN)/python tools/make_pdf.py $(BUILD)/html
 
 browser-test: html html-exercises chromium pdf
-	$(BIN)/python -m pytest -m browser tests/test_site.py tests/test_pdf.py tests/test_codelinks.py
+	$(BIN)/python -m pytest -m browser tests/test_site.py tests/test_checks_page.py tests/test_pdf.py tests/test_codelinks.py
 
 # Every lesson executed cold (no cache) and the unit tests, under the native BLAS kernel and
 # forced Haswell / Sandybridge (/ SkylakeX) kernels: a claim must hold on every machine.

@@ -233,6 +233,11 @@ doctest_test_doctest_blocks = ""  # only {doctest} blocks; docstrings run under 
 # -- HTML ----------------------------------------------------------------------------------
 
 html_theme = "sphinx_book_theme"
+# The hosted site: the reader's notebooks link their API names, lessons and figures there (Read
+# the Docs sets the variable to the address of the version it builds).
+html_baseurl = (
+    os.environ.get("READTHEDOCS_CANONICAL_URL") or "https://bnlessons.readthedocs.io/en/latest/"
+)
 html_static_path = ["docs/_static"]
 templates_path = ["docs/_templates"]  # theme components overridden for accessibility
 html_css_files = ["bnlessons.css"]

@@ -11,7 +11,11 @@ allocated once and reused by both; the two implementations are timed in alternat
 load from other processes hits both alike. A benchmark, not a test: numbers vary with the
 machine and its load; compare the ratios.
 
-Run: ``python benchmarks/bench_batchnorm.py [--quick]`` (``make bench`` runs it).
+``--cpu-time`` times the CPU time of the (single) thread that runs both instead of the
+wall-clock time: on a machine shared with other work it leaves out the time the others hold
+the CPU, which a median of wall-clock times does not fully remove.
+
+Run: ``python benchmarks/bench_batchnorm.py [--quick] [--cpu-time]`` (``make bench`` runs it).
 """
 
 from __future__ import annotations
@@ -75,7 +79,7 @@ def theirs(shape: tuple[int, ...], x: np.ndarray, dy: np.ndarray) -> Callable[[]
 
 
 def median_times(
-    steps: list[Callable[[], None]], budget: float, rounds: int
+    steps: list[Callable[[], None]], budget: float, rounds: int, clock: Callable[[], float]
 ) -> list[tuple[float, float]]:
     """(median, min) seconds per call of each step, timed in alternating rounds."""
     for step in steps:  # warm up: allocations, caches, lazy initialisation
@@ -89,9 +93,9 @@ def median_times(
     for _ in range(rounds):
         for i, step in enumerate(steps):
             for _ in range(per_round):
-                t0 = time.perf_counter()
+                t0 = clock()
                 step()
-                samples[i].append(time.perf_counter() - t0)
+                samples[i].append(clock() - t0)
     return [(statistics.median(s), min(s)) for s in samples]
 
 
@@ -99,12 +103,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="shorter timing budget")
     parser.add_argument("--budget", type=float, default=None, help="seconds per shape")
+    parser.add_argument("--cpu-time", action="store_true", help="CPU time of the thread")
     args = parser.parse_args()
+    clock = time.thread_time if args.cpu_time else time.perf_counter
     budget = args.budget if args.budget is not None else (1.0 if args.quick else 4.0)
     if torch is not None:
         torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    print(f"numpy {np.__version__}" + (f", torch {torch.__version__}" if torch else ", no torch"))
+    print(
+        f"numpy {np.__version__}"
+        + (f", torch {torch.__version__}" if torch else ", no torch")
+        + (", CPU time of the thread" if args.cpu_time else ", wall-clock time")
+    )
     header = f"{'shape (float32)':>18} {'bnlessons':>10} {'GB/s':>6}"
     if torch is not None:
         header += f" {'torch':>10} {'ratio':>6}   (min: bnlessons, torch, ratio)"
@@ -115,7 +125,7 @@ def main() -> None:
         steps = [ours(shape, x, dy)]
         if torch is not None:
             steps.append(theirs(shape, x, dy))
-        (ours_med, ours_min), *rest = median_times(steps, budget, rounds=5)
+        (ours_med, ours_min), *rest = median_times(steps, budget, rounds=5, clock=clock)
         gbs = 5 * x.nbytes / ours_med / 1e9
         line = f"{shape!s:>18} {ours_med * 1e6:8.0f}us {gbs:6.2f}"
         if rest:

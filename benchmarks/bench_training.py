@@ -9,7 +9,11 @@ and prints the step's ratio to it. Steps run in blocks; the blocks of every vari
 so that all see the same machine load, and the medians over blocks are reported. The step
 with BN has two goals (issue 10): at most 0.6x PyTorch's time and at most 1.6x the floor.
 
-Usage: ``python benchmarks/bench_training.py [--threads N] [--repeats R] [--block B]``.
+``--cpu-time`` times the CPU time of the thread instead of the wall-clock time (with one
+thread only): on a shared machine it leaves out the time other processes hold the CPU.
+
+Usage: ``python benchmarks/bench_training.py [--threads N] [--repeats R] [--block B]
+[--cpu-time]``.
 """
 
 from __future__ import annotations
@@ -27,9 +31,12 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="BLAS / torch threads (1)")
     parser.add_argument("--repeats", type=int, default=15, help="timed blocks per variant (15)")
     parser.add_argument("--block", type=int, default=200, help="steps per timed block (200)")
+    parser.add_argument("--cpu-time", action="store_true", help="CPU time of the thread")
     args = parser.parse_args()
     if args.threads < 1 or args.repeats < 1 or args.block < 1:
         parser.error("--threads, --repeats and --block must be >= 1")
+    if args.cpu_time and args.threads != 1:
+        parser.error("--cpu-time counts one thread: use it with --threads 1")
     return args
 
 
@@ -116,7 +123,9 @@ def matmul_floor(x: np.ndarray) -> Callable[[int], None]:
 
     Forward ``h @ W`` for every layer (the last one transposed, ``W.T @ h.T``); backward
     ``h.T @ d`` (weight gradients) for every layer and ``d @ W.T`` for every layer but the
-    first, as ``SigmoidMLP.sgd_step`` computes them at batch 60.
+    first, as ``SigmoidMLP.sgd_step`` computes them at batch 60. Like the timed steps, step
+    ``i`` reads the batch ``x[i % len(x)]`` (the batches do not all fit in the CPU cache:
+    reading the same one every time would make the floor lower than any step can reach).
     """
     rng = np.random.default_rng(0)
     weights = [
@@ -125,6 +134,7 @@ def matmul_floor(x: np.ndarray) -> Callable[[int], None]:
     ]
     grads = [np.empty_like(w) for w in weights]
     inputs = [x[0]] + [rng.random((BATCH, n), dtype=np.float32) for n in SIZES[1:-1]]
+    batches = len(x)
     outputs = [np.empty((BATCH, n), np.float32) for n in SIZES[1:]]
     deltas = [rng.standard_normal((BATCH, n), dtype=np.float32) for n in SIZES[1:]]
     back = [np.empty((BATCH, n), np.float32) for n in SIZES[1:-1]]
@@ -134,7 +144,8 @@ def matmul_floor(x: np.ndarray) -> Callable[[int], None]:
     deltas[-1] = np.ascontiguousarray(deltas[-1].T).T
 
     def run(steps: int) -> None:
-        for _ in range(steps):
+        for step in range(steps):
+            inputs[0] = x[step % batches]
             for h, w, z in zip(inputs[:-1], weights[:-1], outputs[:-1], strict=True):
                 np.matmul(h, w, out=z)
             np.matmul(weights[-1].T, inputs[-1].T, out=outputs[-1])
@@ -163,18 +174,20 @@ def main() -> None:
         if reference is not None:
             variants[f"torch {tag}"] = reference
     variants["matmul floor"] = matmul_floor(x)
+    clock = time.thread_time if ARGS.cpu_time else time.perf_counter
     for run in variants.values():
         run(ARGS.block)  # warm up: allocate buffers, fault pages in
     times: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(ARGS.repeats):
         for name, run in variants.items():
-            start = time.perf_counter()
+            start = clock()
             run(ARGS.block)
-            times[name].append((time.perf_counter() - start) / ARGS.block)
+            times[name].append((clock() - start) / ARGS.block)
     median = {name: float(np.median(t)) for name, t in times.items()}
     print(
         f"one SGD step, 784-100-100-100-10, batch {BATCH}, float32, {ARGS.threads} thread(s), "
-        f"median of {ARGS.repeats} blocks of {ARGS.block} steps"
+        f"median of {ARGS.repeats} blocks of {ARGS.block} steps, "
+        + ("CPU time of the thread" if ARGS.cpu_time else "wall-clock time")
     )
     for name, seconds in median.items():
         print(f"  {name:12s} {seconds * 1e6:8.1f} us")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -91,14 +92,24 @@ def _html_app(outdir: Path, *, solutions: bool = True) -> Any:
     )
 
 
-def test_lesson_offers_its_executed_notebook(tmp_path: Path) -> None:
+def test_lesson_offers_its_readers_notebook(tmp_path: Path, monkeypatch: Any) -> None:
     outdir = tmp_path / "html"
     executed = tmp_path / "jupyter_execute" / "lessons" / "01_x.ipynb"
     executed.parent.mkdir(parents=True)
-    executed.write_text('{"cells": []}')
+    markdown = {"cell_type": "markdown", "metadata": {}, "source": "N = {glue:text}`n:,`"}
+    executed.write_text(json.dumps({"metadata": {}, "cells": [markdown]}))
+    glue = {"n": {"output_type": "display_data", "data": {"text/plain": "8000"}, "metadata": {}}}
+    executed.with_suffix(".glue.json").write_text(json.dumps(glue))
+    site = bnsite.Site(baseurl="https://example.org/", docname="")
+    monkeypatch.setattr(bnsite, "site_for", lambda app, docname: site)
     context: dict[str, Any] = {"sourcename": "lessons/01_x.md"}
     bnsite.offer_notebook(_html_app(outdir), "lessons/01_x", "page.html", context, object())
-    assert (outdir / "_sources" / "lessons" / "01_x.ipynb").read_text() == '{"cells": []}'
+    offered = json.loads((outdir / "_sources" / "lessons" / "01_x.ipynb").read_text())
+    first, preface = (c["source"] for c in offered["cells"])
+    assert first == "N = 8,000"
+    assert preface.startswith(
+        "*The reader's notebook of [this lesson](https://example.org/lessons/01_x.html).*"
+    )
     assert context["ipynb_source"] == "lessons/01_x.ipynb"
 
 
@@ -245,3 +256,40 @@ def test_notebook_kernels_run_over_ipc(capfd: pytest.CaptureFixture[str]) -> Non
     client.execute()
     assert nb.cells[0].outputs[0]["text"].strip() == "ipc"
     assert "without encryption" not in capfd.readouterr().err
+
+
+def test_lesson_source_facts_counts_cells_checks_and_seeds(tmp_path: Path) -> None:
+    from bnsite.claims import _lesson_source_facts
+
+    lesson = tmp_path / "99_x.md"
+    lesson.write_text(
+        "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
+        "    format_version: 0.13\nkernelspec:\n  display_name: Python 3\n"
+        "  name: python3\n---\n# X\n\n"
+        "```{code-cell} ipython3\n:tags: [remove-cell]\n\n%matplotlib inline\n"
+        "rng = np.random.default_rng(seed=7)\nSEEDS = range(3, 6)\nassert True\n```\n\n"
+        "```{code-cell} ipython3\nclaim('a', 1, 's', below=2)\nglue('b', 2)\n"
+        "run(config, seed=11)\nother = np.random.default_rng(12)\nassert 1 < 2, 'x'\n"
+        "STEPS, EVERY, SEEDS = 2_000, 200, (20, 21)\nSEED = 30\n```\n",
+        encoding="utf-8",
+    )
+    facts = _lesson_source_facts(lesson)
+    assert facts == {
+        "cells": 2,
+        "removed": 1,
+        "asserts": 2,
+        "glue": 1,
+        "claims": 1,
+        "seeds": [3, 4, 5, 7, 11, 12, 20, 21, 30],
+    }
+
+
+def test_checks_and_landing_pages_are_resolved_again_when_a_lesson_changes() -> None:
+    from types import SimpleNamespace
+
+    from bnsite.claims import CHECKS_DOC, outdated
+
+    app = SimpleNamespace(config=SimpleNamespace(root_doc="docs/index"))
+    env = SimpleNamespace(found_docs={"docs/index", CHECKS_DOC, "lessons/01_x"})
+    assert outdated(app, env, set(), {"lessons/01_x"}, set()) == [CHECKS_DOC, "docs/index"]  # type: ignore[arg-type]
+    assert outdated(app, env, set(), {"docs/api"}, set()) == []  # type: ignore[arg-type]

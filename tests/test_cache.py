@@ -69,9 +69,23 @@ def test_second_call_is_a_hit_and_equal(cache_dir: Path, data: MnistData) -> Non
     second = train(CONFIG, data)
     assert _same_run(first, fresh) and _same_run(second, fresh)
     assert [r["hit"] for r in _log(cache_dir)] == [False, True]
-    location = _cache.cache_location()
+    (record,) = _log(cache_dir)[1:]
+    location = _cache.cache_location("bnlessons.training", "bnlessons.mnist")
     assert location is not None and location.parent == cache_dir
-    assert location.name.startswith(_cache.library_digest())
+    assert record["store"] == location.name
+    assert location.name.startswith(_cache.library_digest("bnlessons.training", "bnlessons.mnist"))
+
+
+def test_the_key_covers_the_code_a_run_imports_and_only_that() -> None:
+    training_code = _cache._imported_modules("training")
+    assert {"training", "mlp", "batchnorm", "mnist", "_step"} <= training_code
+    assert not {"figures", "claims", "tables", "symbolic", "norms"} & training_code
+    # a NormConfig argument brings its own module (and the layers it builds) into the key
+    assert {"norms", "layernorm"} <= _cache._imported_modules("norms")
+    assert _cache.library_digest("bnlessons.training") != _cache.library_digest(
+        "bnlessons.training", "bnlessons.norms"
+    )
+    assert _cache.library_digest("bnlessons.training") != _cache.library_digest()
 
 
 def test_other_inputs_are_other_entries(cache_dir: Path, data: MnistData) -> None:

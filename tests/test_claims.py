@@ -60,7 +60,7 @@ def test_failure_names_the_numbers() -> None:
             values={"bn": np.array([0.9, 0.95]), "plain": 0.7},
         )
     message = str(info.value)
-    assert "0.3 < 0.25 < 1" in message
+    assert "0.30 < 0.25 < 1.00" in message  # bounds in the value's format
     assert "bn = [0.9 , 0.95]" in message and "plain = 0.7" in message
 
 
@@ -70,14 +70,25 @@ def test_the_record_has_the_formatted_value_and_tolerance() -> None:
         id="acc",
         text="0.946",
         statement="accuracy above 0.9",
-        check="0.946 > 0.9",
+        check="0.946 > 0.900",
         holds=True,
         values={},
-        tolerance="0.9",
+        tolerance="0.900",
     )
     near = claim("n", 10.05, "about ten", near=10, rtol=0.01, atol=0.001)
     assert near.tolerance == "rtol 0.01, atol 0.001"
     assert near.check == "|10.05 − 10| ≤ 0.101"
+    percent = claim("p", 0.002497, "a quarter of a percent", below=0.0025, fmt=".4%")
+    assert percent.check == "0.2497% < 0.2500%"
+    steps = claim("s", 2000, "fewer steps", below=2500.5, fmt=",")
+    assert steps.check == "2,000 < 2,500.5"
+    assert claim("i", 3, "an int format", below=5.5, fmt="d").check == "3 < 5.5"  # fallback
+
+
+def test_a_claim_shows_itself_once() -> None:
+    """A cell that ends in claim(...) must not print the record a second time."""
+    result = claim("x", 1.0, "one", below=2)
+    assert result._ipython_display_() is None
 
 
 @pytest.mark.parametrize(
@@ -151,10 +162,10 @@ def test_outputs_in_a_kernel(site: bool) -> None:
         "id": "err",
         "text": "3.0e-09",
         "statement": "small",
-        "check": "3.0e-09 < 1e-06",
+        "check": "3.0e-09 < 1.0e-06",
         "holds": True,
         "values": {},
-        "tolerance": "1e-06",
+        "tolerance": "1.0e-06",
     }
     if site:
         assert len(published) == 2  # the claim and the plain value, both glued
@@ -167,7 +178,7 @@ def test_outputs_in_a_kernel(site: bool) -> None:
     else:
         assert published == [
             {
-                "data": {"text/plain": "✓ err: small (3.0e-09 < 1e-06)"},
+                "data": {"text/plain": "✓ err: small (3.0e-09 < 1.0e-06)"},
                 "metadata": {"bnlessons": {"claim": record}},
             }
         ]  # a number glued outside the site shows nothing: the text already has it

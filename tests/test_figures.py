@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -90,7 +91,9 @@ def test_runs_in_the_wrong_order(runs: tuple[TrainingResult, TrainingResult]) ->
         figure1(with_bn, without_bn)
     with pytest.raises(ValueError, match="with_bn: expected a run with batch_norm=True"):
         figure1(without_bn, without_bn)
-    with pytest.raises(TypeError, match="with_bn: expected a TrainingResult, got dict"):
+    with pytest.raises(
+        TypeError, match="with_bn: expected a TrainingResult or a sequence of them, got dict"
+    ):
         figure1(without_bn, {"steps": []})  # type: ignore[arg-type]
 
 
@@ -99,3 +102,52 @@ def test_save_figure_rejects_unknown_format(
 ) -> None:
     with pytest.raises(ValueError, match=r"path: expected a name ending in one of.*figure\.jpg"):
         save_figure(figure1(*runs), tmp_path / "figure.jpg")
+
+
+def test_several_runs_draw_median_and_range() -> None:
+    without_bn = [fake_result(False, seed) for seed in (1, 3, 5)]
+    with_bn = [fake_result(True, seed) for seed in (2, 4, 6, 8)]
+    ax_a, ax_b, ax_c = figure1(without_bn, with_bn).axes
+    for line, shade, group in zip(
+        ax_a.get_lines(), ax_a.collections, (without_bn, with_bn), strict=True
+    ):
+        accuracy = np.array([r.test_accuracy for r in group])
+        # The median of each column, written out: the middle value of the sorted column
+        # (odd count) or the mean of the two middle ones (even count).
+        ordered = np.sort(accuracy, axis=0)
+        k = len(group) // 2
+        median = ordered[k] if len(group) % 2 else (ordered[k - 1] + ordered[k]) / 2
+        np.testing.assert_allclose(line.get_ydata(), median, rtol=0, atol=1e-15)
+        # The shaded range spans exactly the lowest and highest accuracy at each step.
+        vertices = shade.get_paths()[0].vertices
+        for step, low, high in zip(group[0].steps, ordered[0], ordered[-1], strict=True):
+            at = vertices[np.isclose(vertices[:, 0], step)][:, 1]
+            assert np.isclose(at.min(), low) and np.isclose(at.max(), high)
+    # (b), (c) show the bands of the first run of each group.
+    for ax, first in ((ax_b, without_bn[0]), (ax_c, with_bn[0])):
+        for column, line in enumerate(ax.get_lines()):
+            np.testing.assert_array_equal(
+                line.get_ydata(), first.sigmoid_input_percentiles[:, column]
+            )
+
+
+def test_one_run_draws_no_range(runs: tuple[TrainingResult, TrainingResult]) -> None:
+    assert len(figure1(*runs).axes[0].collections) == 0
+    assert len(figure1([runs[0]], [runs[1]]).axes[0].collections) == 0
+
+
+def test_bad_groups_of_runs(runs: tuple[TrainingResult, TrainingResult]) -> None:
+    without_bn, with_bn = runs
+    with pytest.raises(ValueError, match="with_bn: expected at least one run"):
+        figure1(without_bn, [])
+    with pytest.raises(ValueError, match=r"with_bn\[1\]: expected a run with batch_norm=True"):
+        figure1(without_bn, [with_bn, without_bn])
+    with pytest.raises(TypeError, match=r"without_bn\[0\]: expected a TrainingResult"):
+        figure1([{"steps": []}], with_bn)  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="without_bn: expected a TrainingResult or a sequence"):
+        figure1("runs", with_bn)  # type: ignore[arg-type]
+    short = dataclasses.replace(
+        with_bn, steps=with_bn.steps[:5], test_accuracy=with_bn.test_accuracy[:5]
+    )
+    with pytest.raises(ValueError, match=r"with_bn\[1\]: expected the evaluation steps"):
+        figure1(without_bn, [with_bn, short])

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -519,6 +520,25 @@ def test_lessons_offer_notebook_and_source(site: Path, reports: dict[str, PageRe
         assert f'href="{depth}_sources/{stem}.md"' in html, page
 
 
+@pytest.mark.browser
+def test_lessons_offer_a_readers_notebook_and_the_wheel(
+    site: Path, reports: dict[str, PageReport]
+) -> None:
+    """The .ipynb is for plain Jupyter (no MyST, no myst-nb import), and each lesson page
+    links the library's wheel, which the site holds, in its two lines on running it."""
+    wheels = sorted((site / "wheel").glob("bnlessons-*-py3-none-any.whl"))
+    assert len(wheels) == 1, wheels
+    for page in (p for p in reports if is_lesson(p)):
+        stem = page.removesuffix(".html")
+        text = (site / "_sources" / f"{stem}.ipynb").read_text(encoding="utf-8")
+        for myst in ("{glue:", "{claim}", "{cite:", "{class}", "{func}", "```{", "myst_nb"):
+            assert myst not in text, (page, myst)
+        html = (site / page).read_text(encoding="utf-8")
+        depth = "../" * page.count("/")
+        assert f'href="{depth}wheel/{wheels[0].name}"' in html, page
+        assert f"pip install {wheels[0].name} jupyterlab" in re.sub(r"<[^>]+>", "", html), page
+
+
 # ------------------------------------------------------------------------------ exercises
 
 #: Each exercise block of a page: its anchor, its title, and the solution that follows it.
@@ -811,3 +831,29 @@ def test_lessons_follow_the_skeleton() -> None:
         assert ranks == sorted(ranks), (lesson.name, parts)
         _check_exercises(lesson.name, body.split("\n## Exercises\n", 1)[1].split("\n## Next\n")[0])
         assert "{doc}`" in body.split("\n## Next\n", 1)[1], lesson.name
+
+
+@pytest.mark.browser
+def test_tooltip_shows_on_hover_and_focus(server: str, browser_context: Any, site: Path) -> None:
+    """A claim's tooltip (tests/test_checks_page.py holds the rest of the claims contract)."""
+    checks = json.loads((site / "checks.json").read_text(encoding="utf-8"))
+    docname, entry = min(checks["lessons"].items())
+    claim = entry["claims"][0]
+    page = browser_context.new_page()
+    try:
+        page.goto(f"{server}{docname}.html")
+        mark = page.locator(f'[data-claim$="/{claim["id"]}"]')
+        tip = mark.locator('[role="tooltip"]')
+        assert not tip.is_visible()
+        mark.locator("button").focus()  # keyboard
+        assert tip.is_visible()
+        assert claim["statement"] in tip.inner_text()
+        described = mark.locator("button").get_attribute("aria-describedby")
+        assert described == tip.get_attribute("id")
+        page.evaluate("document.activeElement.blur()")
+        page.mouse.move(0, 0)
+        assert not tip.is_visible()
+        mark.locator(".claim-value").hover()  # pointer
+        assert tip.is_visible()
+    finally:
+        page.close()

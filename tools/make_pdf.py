@@ -10,13 +10,12 @@ writes ``pdf/bnlessons.pdf`` (every page of the table of contents, in its order)
 ``pdf/<lesson>.pdf`` for each lesson into the site, where the landing page and the lessons'
 download menus link them.
 
-Each PDF starts with a title page naming the commit (``git rev-parse --short HEAD``, or
-``unknown`` outside git) and the library digest the build keyed its caches on
-(``bnsite.library_digest``, as in ``conf.py``), and numbers its pages in the footer. The pages
-are printed as they are read, with the site's navigation hidden: MathJax typesets the math
-first, every image is loaded, hidden plotting code stays hidden and solutions are shown.
-Links between the printed pages become links inside the PDF; links to pages that are not in
-it are kept as text.
+Each PDF starts with a title page naming the commit and the library digest the site was
+built from (as its pages state them, from the build's ``checks.json``), and numbers its
+pages in the footer. The pages are printed as they are read, with the site's navigation
+hidden: MathJax typesets the math first, every image is loaded, hidden plotting code stays
+hidden and solutions are shown. Links between the printed pages become links inside the PDF;
+links to pages that are not in it are kept as text.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from __future__ import annotations
 import argparse
 import html
 import http.server
-import subprocess
+import json
 import sys
 import threading
 import time
@@ -174,31 +173,11 @@ def pdf_name(page: str) -> str:
     return Path(page).with_suffix(".pdf").name
 
 
-def commit() -> str:
-    """Return the short commit hash of the working tree, or ``unknown`` outside git.
-
-    A tree with uncommitted changes to tracked files is marked ``+dirty``.
-    """
-
-    def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-
-    try:
-        head = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-    except OSError:
-        return "unknown"
-    if head.returncode != 0:
-        return "unknown"
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
-def library_digest() -> str:
-    """Return the digest ``conf.py`` keys the build on (``LIBRARY_DIGEST``)."""
-    sys.path.insert(0, str(ROOT / "docs" / "_ext"))
-    import bnsite
-
-    return bnsite.library_digest(ROOT / "src" / "bnlessons", ROOT / ".ci" / "constraints.txt")
+def build_stamp(site: Path) -> dict[str, str]:
+    """The commit and library digest the site was built from, as its pages state them
+    (``checks.json``, written by the build; see docs/_ext/bnsite/claims.py)."""
+    facts = json.loads((site / "checks.json").read_text(encoding="utf-8"))["build"]
+    return {"commit": str(facts["commit"]), "digest": str(facts["library"])}
 
 
 def title_page(site_title: str, title: str, *, commit: str, digest: str) -> str:
@@ -338,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
 
     out_dir = site / PDF_DIR
     out_dir.mkdir(exist_ok=True)
-    stamp = {"commit": commit(), "digest": library_digest()}
+    stamp = build_stamp(site)
     started = time.perf_counter()
     with serve(site) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(

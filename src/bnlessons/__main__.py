@@ -2,8 +2,10 @@
 
 Trains the Figure 1 network without and with BN on the same data and seed, prints the final
 test accuracies, and writes the figure and a JSON file of the curves. The defaults are the
-preset :data:`bnlessons.training.FIGURE1`, so without options it redraws lesson 5's figure,
-with the same final accuracies; each option overrides one field of it. The JSON records the
+preset :data:`bnlessons.training.FIGURE1` (initial scale 1, the paper's 50,000 steps); each
+option overrides one field of it. Lesson 5's main figure is at ``--init-std 0.1``, the paper's
+"small" initial weights; with ``--data-dir`` on full MNIST (or Fashion-MNIST) files the command
+trains the paper's full setting, one seed per network. The JSON records the
 configuration the two runs share under ``"config"`` (the fields of
 :class:`~bnlessons.training.TrainingConfig` by name; the runs differ only in ``batch_norm``,
 recorded with each run) and, per run, the curves the figure draws.
@@ -64,8 +66,8 @@ def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         "figure1",
         help="train the Figure 1 network with and without BN; draw Figure 1",
         description="Train the 784-100-100-100-10 sigmoid network with and without BN on "
-        "MNIST and draw Figure 1 of Ioffe & Szegedy (2015). The defaults are those of "
-        "lesson 5's figure (bnlessons.training.FIGURE1).",
+        "MNIST and draw Figure 1 of Ioffe & Szegedy (2015). The defaults are the preset "
+        "bnlessons.training.FIGURE1; lesson 5's main figure uses --init-std 0.1.",
     )
     fig.add_argument(
         "--out", type=Path, required=True, help=f"figure file, one of {', '.join(FIGURE_FORMATS)}"

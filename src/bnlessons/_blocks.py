@@ -6,8 +6,17 @@ arithmetic, are the cost. So the passes walk the batch in blocks of rows that fi
 CPU cache and do all the steps of a formula on one block before moving on. Sums over the
 batch are taken per block (in the input's dtype) and the blocks' sums added in float64,
 which also keeps float32 sums accurate. The arithmetic is the one in the docstrings of
-:mod:`bnlessons.batchnorm`. A small (N, C) batch, one block, takes the plain whole-array
-formulas (``Blocks.whole``).
+:mod:`bnlessons.batchnorm`, rearranged to read the batch as few times as it can:
+
+* the statistics take one trip: each block is centred on its own mean while it is in the
+  cache, and the blocks' means and squared deviations are combined exactly in float64
+  (:func:`moments`, the parallel form of the two-pass variance);
+* the backward pass keeps ``x`` (no centred copy is written to memory) and recentres each
+  block in the cache when it needs ``x - mean``;
+* the last pass of each direction is an affine map per channel, ``y = x s + t`` and
+  ``dx = (dy + x b + c) s``, with the per-channel vectors computed once in float64.
+
+A small (N, C) batch, one block, takes the plain whole-array formulas (``Blocks.whole``).
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ from bnlessons._typing import Float64Array, FloatArray
 _BLOCK_BYTES = 1 << 18  # 256 KiB: the few blocks a pass touches stay in the CPU caches
 _BLOCK_ROWS = 256  # at most, so that float32 column sums add few rounding errors
 _WHOLE_BYTES = 1 << 22  # an (N, C) batch of at most _BLOCK_ROWS rows and 4 MiB is one block
+_EINSUM_SIZE = 1 << 15  # from this many values on, column_dot uses einsum
 
 
 @dataclass(frozen=True)
@@ -62,22 +72,33 @@ class Blocks:
         """True for an ``(N, C)`` batch that is a single block."""
         return self.by_column and len(self.ranges) == 1
 
+    @property
+    def count(self) -> int:
+        """Values per channel, ``N * prod(spatial)``."""
+        return math.prod(self.shape) // self.shape[1]
+
     def view(self, a: FloatArray) -> FloatArray:
         return a if a.ndim == 2 else a.reshape(self.rows, -1)
 
-    def coefficient(self, v: NDArray[Any], dtype: np.dtype[Any]) -> FloatArray:
+    def work(self, dtype: np.dtype[Any], rows: slice, tag: int = 0) -> FloatArray:
+        """A scratch array for the block ``rows`` (one per ``tag``, allocated once)."""
+        first = self.ranges[0][1]
+        shape = (first.stop - first.start, math.prod(self.shape) // self.rows)
+        return scratch(shape, dtype, tag)[: rows.stop - rows.start]
+
+    def coefficient(self, v: NDArray[Any], dtype: np.dtype[Any], tag: int = 0) -> FloatArray:
         """Per-channel ``v`` (C,) laid out to multiply the blocks of the 2-D view.
 
-        For ``(N, C)`` in several blocks it is repeated down the rows of a block, so that both
-        operands of a step have the same shape. For ``(N*C, S)`` it is a column, one value per
-        row.
+        For ``(N, C)`` in several blocks it is repeated down the rows of a block (a scratch
+        array, one per ``tag``), so that both operands of a step have the same shape. For
+        ``(N*C, S)`` it is a column, one value per row.
         """
         v = v.astype(dtype, copy=False)
         if not self.by_column:
             return np.broadcast_to(v, self.shape[:2]).reshape(-1, 1)
         if len(self.ranges) == 1:
             return v
-        tile = np.empty_like(v, shape=(self.ranges[0][1].stop, v.size))
+        tile = self.work(dtype, self.ranges[0][1], tag=1 + tag)
         tile[...] = v
         return tile
 
@@ -97,14 +118,23 @@ class Blocks:
         """The part of ``partials`` that block ``j`` writes."""
         return partials[j] if self.by_column else partials[rows]
 
+    def pieces(self, partials: FloatArray) -> FloatArray:
+        """The partial sums with one row per piece of the batch: ``(pieces, C)``."""
+        return partials if self.by_column else partials.reshape(self.shape[:2])
+
+    def counts(self) -> Float64Array:
+        """The number of values per channel in each piece, shaped to divide :meth:`pieces`."""
+        if self.by_column:
+            return np.array([[r.stop - r.start] for _, r in self.ranges], np.float64)
+        return np.array(math.prod(self.shape[2:]), np.float64)
+
     def total(self, partials: FloatArray) -> NDArray[np.float64]:
         """Per-channel totals of the partial sums, added in float64."""
         total: NDArray[np.float64]
         if self.by_column and len(partials) == 1:  # one block: nothing to add
             total = partials[0].astype(np.float64)
         else:
-            per_piece = partials if self.by_column else partials.reshape(self.shape[:2])
-            total = np.add.reduce(per_piece, axis=0, dtype=np.float64)
+            total = np.add.reduce(self.pieces(partials), axis=0, dtype=np.float64)
         return total
 
     def sum(self, a: FloatArray, out: FloatArray) -> None:
@@ -116,9 +146,8 @@ class Blocks:
 
     def dot(self, a: FloatArray, b: FloatArray, out: FloatArray) -> None:
         """Per-channel sums of ``a * b`` of a block, into ``out``."""
-        if self.by_column:  # the products into a scratch block, then their column sums
-            products = np.multiply(a, b, out=scratch(a.shape, a.dtype))
-            np.matmul(ones(len(a), a.dtype), products, out=out)
+        if self.by_column:
+            column_dot(a, b, out=out)
         else:
             np.vecdot(a, b, out=out)  # along the last axis
 
@@ -131,10 +160,34 @@ def ones(n: int, dtype: np.dtype[Any]) -> FloatArray:
     return vector
 
 
-@functools.lru_cache(maxsize=4)
-def scratch(shape: tuple[int, ...], dtype: np.dtype[Any]) -> FloatArray:
-    """A work array for a block, allocated once (a fresh one page-faults on every pass)."""
+@functools.lru_cache(maxsize=16)
+def means(n: int, dtype: np.dtype[Any]) -> FloatArray:
+    """A read-only vector of ``n`` values ``1/n``: ``means @ a`` is the column mean of ``a``."""
+    vector = np.full(n, 1 / n, dtype)
+    vector.flags.writeable = False
+    return vector
+
+
+@functools.lru_cache(maxsize=16)
+def scratch(shape: tuple[int, ...], dtype: np.dtype[Any], tag: int = 0) -> FloatArray:
+    """A work array for a block, allocated once (a fresh one page-faults on every pass).
+
+    ``tag`` tells apart two work arrays of the same shape used at the same time.
+    """
     return np.empty(shape, dtype)
+
+
+def column_dot(a: FloatArray, b: FloatArray, out: FloatArray) -> FloatArray:
+    """The column sums of ``a * b`` (2-D arrays), into ``out``.
+
+    On a large array ``einsum`` never writes the products (a write to memory costs more
+    than the arithmetic); on a small one its own overhead costs more than a product into a
+    scratch array and a BLAS sum.
+    """
+    if a.size >= _EINSUM_SIZE:
+        return np.einsum("ij,ij->j", a, b, out=out)
+    products = np.multiply(a, b, out=scratch(a.shape, a.dtype))
+    return np.matmul(ones(len(a), a.dtype), products, out=out)
 
 
 # ---------------------------------------------------------------------------
@@ -151,46 +204,90 @@ def _check_mean(mean: Float64Array, dtype: np.dtype[Any]) -> None:
         )
 
 
-def center(x: FloatArray, centered: FloatArray) -> tuple[Float64Array, Float64Array]:
-    """Write ``centered = x - mean``; return the mean and the biased variance (two passes)."""
+def moments(x: FloatArray) -> tuple[Float64Array, Float64Array]:
+    """Per-channel mean and biased variance of ``x``, in one trip through memory.
+
+    Each piece of the batch (a block of rows of an ``(N, C)`` batch, a row of the
+    ``(N*C, S)`` view) is shifted by a value ``k`` near its mean while it is in the cache,
+    ``d = x - k``, and gives ``sum(d)`` and ``sum(d**2)``. The pieces are combined in float64
+    by the exact identity (``n_p`` values, mean ``m_p = k + sum(d)/n_p`` in piece ``p``)
+
+    ``m * var = sum_p [sum(d**2) - sum(d)**2 / n_p + n_p (m_p - mean)**2]``,
+
+    the two-pass variance computed piecewise (Chan, Golub & LeVeque's parallel form). The
+    subtraction in a piece loses nothing as long as ``k`` is within a few standard deviations
+    of the mean: ``k`` is the row's own mean for ``(N*C, S)``; for ``(N, C)`` it is the mean of
+    the first block, the same for every block (one tiled vector, the faster subtraction), and
+    when that first block lies more than a standard deviation from the batch mean (a sorted
+    batch, say) the trip is made again with the batch mean as ``k``.
+    """
     blocks = Blocks.of(x.shape, x.itemsize)
-    count = x.size // x.shape[1]
-    if blocks.whole:  # a small (N, C) batch: the formulas on whole arrays
-        sums = blocks.partials(x.dtype)[0]
-        blocks.sum(x, out=sums)  # <= 256 rows
-        mean = sums / np.float64(count)
-        _check_mean(mean, x.dtype)
-        np.subtract(x, mean.astype(x.dtype), out=centered)
-        blocks.dot(centered, centered, out=sums)
-        return mean, sums / np.float64(count)
-    x2, d2 = blocks.view(x), blocks.view(centered)
-    sums, squares = blocks.partials(x.dtype), blocks.partials(x.dtype)
-    for j, rows in blocks.ranges:  # pass 1: the mean
-        blocks.sum(x2[rows], out=blocks.partial(sums, j, rows))
-    mean = blocks.total(sums) / count
-    _check_mean(mean, x.dtype)
-    shift = blocks.coefficient(mean, x.dtype)
-    for j, rows in blocks.ranges:  # pass 2: the deviations and their squares
-        d = d2[rows]
-        np.subtract(x2[rows], blocks.block(shift, rows), out=d)
-        blocks.dot(d, d, out=blocks.partial(squares, j, rows))
-    var = blocks.total(squares) / count
+    if not blocks.by_column:
+        return _combine(blocks, *_shifted_sums(x, blocks, None))
+    first = blocks.ranges[0][1]
+    shift = np.matmul(means(first.stop, x.dtype), x[first])
+    mean, var = _combine(blocks, *_shifted_sums(x, blocks, shift))
+    if np.any((shift - mean) ** 2 > var):  # k far from the mean: shift by the mean instead
+        mean, var = _combine(blocks, *_shifted_sums(x, blocks, mean.astype(x.dtype)))
     return mean, var
 
 
-def gradient_sums(dy: FloatArray, centered: FloatArray) -> tuple[Float64Array, Float64Array]:
-    """Per-channel ``sum(dy)`` and ``sum(dy * centered)``, one pass in blocks."""
+def _shifted_sums(
+    x: FloatArray, blocks: Blocks, shift: FloatArray | None
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The shifts ``k`` and the partial sums of ``d = x - k`` and ``d**2``, for :func:`moments`.
+
+    ``shift`` (C,) is the one shift of every block of an ``(N, C)`` batch; None for the
+    ``(N*C, S)`` view, where each row is shifted by its own mean.
+    """
+    x2 = blocks.view(x)
+    sums, squares = blocks.partials(x.dtype), blocks.partials(x.dtype)
+    if shift is not None:
+        shifts = shift[None, :]
+        tile = blocks.coefficient(shift, x.dtype)
+    else:
+        shifts = blocks.partials(x.dtype)
+    with np.errstate(invalid="ignore"):  # inf - inf: the mean tells (_check_mean)
+        for j, rows in blocks.ranges:
+            xb = x2[rows]
+            if shift is None:  # one shift per row (n*C + c): its mean
+                k = np.matmul(xb, means(xb.shape[1], x.dtype), out=shifts[rows])[:, None]
+            else:
+                k = blocks.block(tile, rows)
+            d = np.subtract(xb, k, out=blocks.work(x.dtype, rows))
+            blocks.sum(d, out=blocks.partial(sums, j, rows))
+            blocks.dot(d, d, out=blocks.partial(squares, j, rows))
+    return shifts, sums, squares
+
+
+def _combine(
+    blocks: Blocks, shifts: FloatArray, sums: FloatArray, squares: FloatArray
+) -> tuple[Float64Array, Float64Array]:
+    """Mean and variance from the pieces' shifts and sums (the identity in :func:`moments`)."""
+    count = blocks.counts()  # values per piece and channel
+    shift = shifts.astype(np.float64) if blocks.by_column else blocks.pieces(shifts)
+    total, square = (blocks.pieces(a).astype(np.float64) for a in (sums, squares))
+    piece_mean = shift + total / count
+    mean = np.add.reduce(count * piece_mean, axis=0) / blocks.count
+    _check_mean(mean, shifts.dtype)
+    spread = square - total * total / count + count * (piece_mean - mean) ** 2
+    var = np.add.reduce(spread, axis=0) / blocks.count
+    return mean, var
+
+
+def gradient_sums(
+    dy: FloatArray, x: FloatArray, mean: Float64Array
+) -> tuple[Float64Array, Float64Array]:
+    """Per-channel ``sum(dy)`` and ``sum(dy * (x - mean))``, one pass in blocks."""
     blocks = Blocks.of(dy.shape, dy.itemsize)
-    if blocks.whole:
-        sums, dots = np.empty((2, dy.shape[1]), dy.dtype)
-        blocks.sum(dy, out=sums)
-        blocks.dot(dy, centered, out=dots)
-        return sums.astype(np.float64), dots.astype(np.float64)
-    dy2, d2 = blocks.view(dy), blocks.view(centered)
+    dy2, x2 = blocks.view(dy), blocks.view(x)
     sums, dots = blocks.partials(dy.dtype), blocks.partials(dy.dtype)
+    shift = blocks.coefficient(mean, x.dtype)
     for j, rows in blocks.ranges:
-        blocks.sum(dy2[rows], out=blocks.partial(sums, j, rows))
-        blocks.dot(dy2[rows], d2[rows], out=blocks.partial(dots, j, rows))
+        dyb = dy2[rows]
+        blocks.sum(dyb, out=blocks.partial(sums, j, rows))
+        d = np.subtract(x2[rows], blocks.block(shift, rows), out=blocks.work(dy.dtype, rows))
+        blocks.dot(d, dyb, out=blocks.partial(dots, j, rows))
     return blocks.total(sums), blocks.total(dots)
 
 
@@ -205,7 +302,7 @@ def affine(x: FloatArray, scale: NDArray[Any], shift: NDArray[Any] | None) -> Fl
     y = np.empty_like(x)
     x2, y2 = blocks.view(x), blocks.view(y)
     factor = blocks.coefficient(scale, x.dtype)
-    offset = None if shift is None else blocks.coefficient(shift, x.dtype)
+    offset = None if shift is None else blocks.coefficient(shift, x.dtype, tag=1)
     for _, rows in blocks.ranges:
         yb = y2[rows]
         np.multiply(x2[rows], blocks.block(factor, rows), out=yb)
@@ -215,35 +312,25 @@ def affine(x: FloatArray, scale: NDArray[Any], shift: NDArray[Any] | None) -> Fl
 
 
 def input_gradient(
-    dy: FloatArray,
-    centered: FloatArray,
-    along_centered: Float64Array,
-    along_one: Float64Array,
-    scale: Float64Array,
+    dy: FloatArray, x: FloatArray, slope: Float64Array, offset: Float64Array, scale: Float64Array
 ) -> FloatArray:
-    """``dx = scale * (dy - centered * along_centered - along_one)`` per channel, in blocks.
+    """``dx = (dy + x * slope + offset) * scale`` per channel, one pass in blocks.
 
     The last pass of the BN backward: the per-channel vectors (C,) come from the first pass.
     """
-    blocks = Blocks.of(centered.shape, centered.itemsize)
-    dtype = centered.dtype
-    slope = blocks.coefficient(along_centered, dtype)
-    offset = blocks.coefficient(along_one, dtype)
-    factor = blocks.coefficient(scale, dtype)
-    if blocks.whole:  # a small (N, C) batch: the formula on whole arrays
-        dx = centered * slope
-        dx += offset
-        np.subtract(dy, dx, out=dx)
-        dx *= factor
-        return dx
-    dy2, d2 = blocks.view(dy), blocks.view(centered)
-    dx = np.empty_like(centered)
+    blocks = Blocks.of(x.shape, x.itemsize)
+    dtype = x.dtype
+    along_x = blocks.coefficient(slope, dtype)
+    constant = blocks.coefficient(offset, dtype, tag=1)
+    factor = blocks.coefficient(scale, dtype, tag=2)
+    dy2, x2 = blocks.view(dy), blocks.view(x)
+    dx = np.empty_like(x)
     dx2 = blocks.view(dx)
     for _, rows in blocks.ranges:
         dxb = dx2[rows]
-        np.multiply(d2[rows], blocks.block(slope, rows), out=dxb)
-        dxb += blocks.block(offset, rows)
-        np.subtract(dy2[rows], dxb, out=dxb)
+        np.multiply(x2[rows], blocks.block(along_x, rows), out=dxb)
+        dxb += dy2[rows]
+        dxb += blocks.block(constant, rows)
         dxb *= blocks.block(factor, rows)
     return dx
 
@@ -257,14 +344,6 @@ def input_gradient(
 # vectors in x's dtype (no conversions between the steps; at most 256 values per sum).
 
 
-@functools.lru_cache(maxsize=16)
-def _means(n: int, dtype: np.dtype[Any]) -> FloatArray:
-    """A read-only vector of ``n`` values ``1/n``: ``means @ a`` is the column mean of ``a``."""
-    vector = np.full(n, 1 / n, dtype)
-    vector.flags.writeable = False
-    return vector
-
-
 def small_forward(
     x: FloatArray,
     centered: FloatArray,
@@ -272,19 +351,29 @@ def small_forward(
     beta: FloatArray | None,
     eps: float,
 ) -> tuple[FloatArray, Float64Array, Float64Array, Float64Array]:
-    """``y`` of a one-block (N, C) batch; ``centered = x - mean``; mean, var, inv_std in float64.
+    """``y`` of a one-block (N, C) batch; ``centered = x - mean``; mean, var, inv_std (C,).
 
-    The same formulas as :func:`center` then :func:`affine`, in x's dtype.
+    The two-pass statistics (the mean, then the squares of ``x - mean``), then
+    ``y = (x - mean) * gamma * inv_std + beta``, in x's dtype (the statistics are returned in
+    float64). The centred input is kept for the backward pass: here keeping it costs less
+    than recomputing it.
     """
-    means = _means(len(x), x.dtype)
-    mean = np.matmul(means, x)
-    _check_mean(mean, x.dtype)
+    dtype = x.dtype
+    n = len(x)
+    mean = np.matmul(means(n, dtype), x)
+    _check_mean(mean, dtype)
     np.subtract(x, mean, out=centered)
-    var = np.matmul(means, np.multiply(centered, centered, out=scratch(x.shape, x.dtype)))
-    inv_std = np.add(var, eps)  # 1 / sqrt(var + eps)
+    if x.size < _EINSUM_SIZE:  # the squares, then their mean (see column_dot)
+        var = np.matmul(
+            means(n, dtype), np.multiply(centered, centered, out=scratch(x.shape, dtype))
+        )
+    else:
+        var = np.einsum("ij,ij->j", centered, centered)
+        var /= n
+    inv_std = np.add(var, eps, dtype=dtype)  # 1 / sqrt(var + eps)
     np.sqrt(inv_std, out=inv_std)
     np.reciprocal(inv_std, out=inv_std)
-    scale = inv_std if gamma is None else np.multiply(gamma, inv_std, dtype=x.dtype)
+    scale = inv_std if gamma is None else np.multiply(gamma, inv_std, dtype=dtype)
     y = centered * scale
     if beta is not None:
         y += beta
@@ -292,7 +381,7 @@ def small_forward(
 
 
 def small_backward(
-    dy: FloatArray, centered: FloatArray, inv_std: Float64Array, gamma: FloatArray | None
+    dy: FloatArray, centered: FloatArray, inv_std: NDArray[Any], gamma: FloatArray | None
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """``(dx, dgamma, dbeta)`` of a one-block (N, C) batch, in the dtype of ``centered``.
 
@@ -303,7 +392,10 @@ def small_backward(
     inv = inv_std.astype(dtype)
     unit = ones(n, dtype)
     dbeta = np.matmul(unit, dy)  # sum(dy)
-    dgamma = np.matmul(unit, np.multiply(dy, centered, out=scratch(dy.shape, dtype)))
+    if dy.size < _EINSUM_SIZE:  # sum(dy * centered), see column_dot
+        dgamma = np.matmul(unit, np.multiply(dy, centered, out=scratch(dy.shape, dtype)))
+    else:
+        dgamma = np.einsum("ij,ij->j", dy, centered)
     dgamma *= inv  # sum(dy * x_hat)
     scale = inv if gamma is None else np.multiply(gamma, inv, dtype=dtype)
     # dx = scale * (dy - centered * inv * dgamma / n - dbeta / n)

@@ -5,10 +5,12 @@ library's code and of the numerical configuration (the BLAS kernel and its threa
 :mod:`bnlessons.provenance`). Setting the environment variable ``BNLESSONS_CACHE_DIR`` to a
 directory stores the result of every :func:`cached` call under
 
-``<dir>/<library digest>-<kernel>-<threads>t/``
+``<dir>/<code digest>-<kernel>-<threads>t/``
 
-with `joblib.Memory <https://joblib.readthedocs.io/en/stable/memory.html>`_, keyed on the
-full arguments; a second call with the same inputs loads the result instead of computing it.
+(the code digest covers the function's module, its arguments' modules and the library
+modules they import) with
+`joblib.Memory <https://joblib.readthedocs.io/en/stable/memory.html>`_, keyed on the full
+arguments; a second call with the same inputs loads the result instead of computing it.
 Without the variable (the default, and what a reader's notebook gets) nothing is cached.
 ``make html`` sets it to ``_build/experiment-cache`` (``make clean`` removes it).
 
@@ -20,6 +22,7 @@ was a hit, and the process id; the site build reports the lines per lesson.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
 import hashlib
@@ -40,24 +43,64 @@ R = TypeVar("R")
 
 
 @functools.cache
-def library_digest() -> str:
-    """A short digest of the package's files (sources and data), names and bytes."""
+def library_digest(*modules: str) -> str:
+    """A short digest of the code ``modules`` run: the files of these library modules and of
+    those they import, directly or through others (``__init__`` and the data files always),
+    names and bytes; with no module, of every file of the package.
+
+    A run of :func:`bnlessons.training.train` is keyed on the training code and on the modules
+    of its arguments' classes, so editing a module that neither imports (the figures, the
+    claims) keeps its cache entries.
+    """
+    if not modules:
+        files = [p for p in PACKAGE.rglob("*") if p.is_file()]
+    else:
+        names = set().union(*(_imported_modules(m.removeprefix("bnlessons.")) for m in modules))
+        files = [PACKAGE / "__init__.py", *(PACKAGE / f"{m}.py" for m in names)]
+        files += [p for p in (PACKAGE / "data").rglob("*") if p.is_file()]
     digest = hashlib.sha256()
-    for path in sorted(PACKAGE.rglob("*")):
-        if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
+    for path in sorted(set(files)):
+        if "__pycache__" in path.parts or path.suffix == ".pyc":
             continue
         digest.update(path.relative_to(PACKAGE).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
-def cache_location() -> Path | None:
-    """The directory of this library and BLAS configuration, or None if caching is off."""
+def _ours(module: str) -> bool:
+    return module == "bnlessons" or module.startswith("bnlessons.")
+
+
+def _imported_modules(name: str) -> set[str]:
+    """``name`` and the library modules it imports, transitively (read from their source)."""
+    found: set[str] = set()
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        path = PACKAGE / f"{current}.py"
+        if current in found or not path.is_file():
+            continue
+        found.add(current)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                base = node.module.removeprefix("bnlessons").lstrip(".")
+                if node.module.startswith("bnlessons") or node.level:
+                    todo += [base] if base else [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                todo += [
+                    a.name.split(".")[1] for a in node.names if a.name.startswith("bnlessons.")
+                ]
+    return found
+
+
+def cache_location(*modules: str) -> Path | None:
+    """The directory of this code (:func:`library_digest` of ``modules``) and BLAS
+    configuration, or None if caching is off."""
     root = os.environ.get(ENV, "").strip()
     if not root:
         return None
     info = blas_info()
-    return Path(root) / f"{library_digest()}-{info.kernel}-{info.threads}t"
+    return Path(root) / f"{library_digest(*sorted(set(modules)))}-{info.kernel}-{info.threads}t"
 
 
 def _log(root: Path, record: dict[str, Any]) -> None:
@@ -99,7 +142,8 @@ def cached(func: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        location = cache_location()
+        classes = {type(a).__module__ for a in (*args, *kwargs.values())}
+        location = cache_location(func.__module__, *(m for m in classes if _ours(m)))
         if location is None:
             return func(*args, **kwargs)
         import joblib  # only when caching: a reader's notebook does not need it

@@ -61,15 +61,16 @@ class _Hidden:
     h: FloatArray  # (m, C): sigmoid(u)
     tmp: FloatArray  # (m, C): a product before its column sums
     du: FloatArray  # (m, C): dL/dh, then dL/du, then (with BN) dL/dz, in place
-    mean: FloatArray  # (C,)
-    var: FloatArray  # (C,)
+    stats: FloatArray  # (2, C): [mean, var]
+    mean: FloatArray  # (C,) view: stats[0]
+    var: FloatArray  # (C,) view: stats[1]
+    weighted: FloatArray  # (2, C): the statistics times their weights in the running ones
     inv: FloatArray  # (2, C): [1, 1/sqrt(var + eps)]
     inv_std: FloatArray  # (C,) view: inv[1]
-    scale: FloatArray  # (C,): gamma * inv_std
+    scale: FloatArray  # (m, C): gamma * inv_std, repeated down the rows (see _bn_forward)
     coefficients: FloatArray  # (2, C): -scale/m * [1, inv_std]
     sums: FloatArray  # (2, C): [sum du, sum du (z - mean)], then [dbeta, dgamma]
     qp: FloatArray  # (2, C): [q, p] of dz = scale du + p (z - mean) + q
-    spare: FloatArray  # (C,)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +90,17 @@ class Workspace:
     one: FloatArray  # 0-d constants
     half: FloatArray
     minus_inv_batch: FloatArray  # -1/m
+    # per weight w of the running statistics: 1 - w (0-d) and [[w], [w m/(m-1)]] (2, 1)
+    track_weights: dict[float, tuple[FloatArray, FloatArray]]
 
     @staticmethod
     def create(sizes: tuple[int, ...], batch: int, dtype: FloatType) -> Workspace:
         def hidden(n: int) -> _Hidden:
-            inv = np.ones((2, n), dtype)
+            inv, stats = np.ones((2, n), dtype), pair(n)
             return _Hidden(
                 z=matrix(n), u=matrix(n), h=matrix(n), tmp=matrix(n), du=matrix(n),
-                mean=vector(n), var=vector(n), inv=inv, inv_std=inv[1], scale=vector(n),
-                coefficients=pair(n), sums=pair(n), qp=pair(n), spare=vector(n),
+                stats=stats, mean=stats[0], var=stats[1], weighted=pair(n), inv=inv,
+                inv_std=inv[1], scale=matrix(n), coefficients=pair(n), sums=pair(n), qp=pair(n),
             )  # fmt: skip
 
         def matrix(n: int) -> FloatArray:
@@ -124,7 +127,23 @@ class Workspace:
             one=np.array(1, dtype),
             half=np.array(0.5, dtype),
             minus_inv_batch=np.array(-1 / batch, dtype),
+            track_weights={},
         )
+
+    def weights_of(self, weight: float) -> tuple[FloatArray, FloatArray]:
+        """``1 - w`` and the weights ``[[w], [w m/(m-1)]]`` of [mean, var], in the dtype."""
+        found = self.track_weights.get(weight)
+        if found is None:  # momentum None: w = 1/t changes every step, so keep a few only
+            if len(self.track_weights) >= 8:
+                self.track_weights.clear()
+            m = len(self.ones)
+            dtype = self.ones.dtype
+            found = (
+                np.array(1.0 - weight, dtype),
+                np.array([[weight], [weight * m / (m - 1)]], dtype),
+            )
+            self.track_weights[weight] = found
+        return found
 
 
 def applies(net: SigmoidMLP, batch: int) -> bool:
@@ -135,7 +154,13 @@ def applies(net: SigmoidMLP, batch: int) -> bool:
     and ``beta`` (as :class:`~bnlessons.mlp.SigmoidMLP` makes them); anything else takes the
     general path.
     """
-    return 2 <= batch <= MAX_BATCH and _plain_batch_norms(net) is not None
+    return step_norms(net, batch) is not None
+
+
+def step_norms(net: SigmoidMLP, batch: int) -> list[BatchNorm] | None:
+    """``net.norms`` if :func:`sgd_step` takes a step on ``batch`` examples (see
+    :func:`applies`), else None."""
+    return _plain_batch_norms(net) if 2 <= batch <= MAX_BATCH else None
 
 
 def _plain_batch_norms(net: SigmoidMLP) -> list[BatchNorm] | None:
@@ -153,7 +178,12 @@ def _plain_batch_norms(net: SigmoidMLP) -> list[BatchNorm] | None:
 
 
 def sgd_step(
-    net: SigmoidMLP, x: FloatArray, labels: IntArray, learning_rate: float, work: Workspace
+    net: SigmoidMLP,
+    norms: list[BatchNorm],
+    x: FloatArray,
+    labels: IntArray,
+    learning_rate: float,
+    work: Workspace,
 ) -> float:
     """One SGD step of ``net`` on ``(x, labels)``; return the batch loss before it.
 
@@ -161,11 +191,10 @@ def sgd_step(
     layers' ``grad_gamma``, ``grad_beta`` hold ``learning_rate`` times the gradients (in
     buffers reused by the next step), the parameters are updated, the running statistics
     folded, ``pre_activations`` are the sigmoid inputs. A BN layer keeps no cache: the
-    buffers it would hold were used by the backward pass.
+    buffers it would hold were used by the backward pass. ``norms`` is what
+    :func:`step_norms` returned for this step.
     """
     weights, biases = net.weights, net.biases
-    norms = _plain_batch_norms(net)
-    assert norms is not None, "sgd_step: expected plain BatchNorm layers (see applies)"
     hidden = work.hidden
     # forward
     h = x
@@ -243,28 +272,33 @@ def _bn_forward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> FloatArray:
     inv_std = np.add(var, norm.eps, out=layer.inv_std)  # 1 / sqrt(var + eps)
     np.sqrt(inv_std, out=inv_std)
     np.reciprocal(inv_std, out=inv_std)
-    scale = np.multiply(norm.gamma, inv_std, out=layer.scale)
-    u = np.multiply(z, scale, out=layer.u)
+    # scale = gamma * inv_std in every row: the forward and the backward pass multiply an
+    # (m, C) array by it, and an array of the same shape is multiplied faster than a row
+    scale = np.multiply(norm.gamma, inv_std, out=layer.scale[0])
+    layer.scale[1:] = scale
+    u = np.multiply(z, layer.scale, out=layer.u)
     u += norm.beta
     # for the backward pass: -scale/m * [1, inv_std]
     coefficients = np.multiply(layer.inv, scale, out=layer.coefficients)
     coefficients *= work.minus_inv_batch
-    _track(norm, layer, z.shape[0])
+    _track(norm, layer, work)
     norm._cache = None  # its buffers are this workspace's, overwritten by the backward pass
     return u
 
 
-def _track(norm: BatchNorm, layer: _Hidden, m: int) -> None:
+def _track(norm: BatchNorm, layer: _Hidden, work: Workspace) -> None:
     """Fold the batch mean and unbiased variance into the running statistics, as BN does."""
     running_mean, running_var = norm.running_mean, norm.running_var
     if running_mean is None or running_var is None or norm.num_batches_tracked is None:
         return
     norm.num_batches_tracked += 1
     weight = 1.0 / norm.num_batches_tracked if norm.momentum is None else norm.momentum
-    running_mean *= 1.0 - weight
-    running_mean += np.multiply(layer.mean, weight, out=layer.spare)
-    running_var *= 1.0 - weight
-    running_var += np.multiply(layer.var, weight * m / (m - 1), out=layer.spare)
+    keep, weights = work.weights_of(weight)
+    weighted = np.multiply(layer.stats, weights, out=layer.weighted)  # [w mean, w' var]
+    running_mean *= keep
+    running_mean += weighted[0]
+    running_var *= keep
+    running_var += weighted[1]
 
 
 def _bn_backward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> None:

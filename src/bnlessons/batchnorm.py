@@ -30,9 +30,9 @@ from bnlessons import _validate as _v
 from bnlessons._blocks import (
     Blocks,
     affine,
-    center,
     gradient_sums,
     input_gradient,
+    moments,
     small_backward,
     small_forward,
 )
@@ -54,10 +54,12 @@ class BatchNormCache:
 
     Attributes
     ----------
-    centered : ndarray
-        :math:`x - \\mu`, shape and dtype of ``x``. The normalized input is
-        :math:`\\hat x = (x - \\mu) / \\sqrt{\\sigma^2 + \\epsilon}` (:attr:`x_hat`); keeping
-        the centered input instead saves one pass over the data in the forward pass.
+    x : ndarray
+        The input itself (C-contiguous; not a copy when it was so already), which the backward
+        pass reads again. The normalized input is
+        :math:`\\hat x = (x - \\mu) / \\sqrt{\\sigma^2 + \\epsilon}` (:attr:`x_hat`); it is
+        not stored: the backward pass recomputes it (on a large batch that costs less than
+        writing it to memory and reading it back).
     mean : ndarray, shape (C,)
         The batch mean :math:`\\mu` per channel (float64).
     var : ndarray, shape (C,)
@@ -68,24 +70,30 @@ class BatchNormCache:
         The scale used (None for no affine map, i.e. :math:`\\gamma = 1`).
     eps : float
         The :math:`\\epsilon` used.
+    centered : ndarray or None
+        :math:`x - \\mu`, kept by the forward pass of a small ``(N, C)`` batch (one
+        cache-sized block), where keeping it costs less than recomputing it; else None.
     """
 
-    centered: FloatArray
+    x: FloatArray
     mean: NDArray[np.float64]
     var: NDArray[np.float64]
     inv_std: NDArray[np.float64]
     gamma: FloatArray | None
     eps: float
+    centered: FloatArray | None = None
 
     @property
     def x_hat(self) -> FloatArray:
-        """The normalized input :math:`\\hat x` (computed from :attr:`centered` on access)."""
-        return self.centered * _per_channel(self.inv_std, self.centered)
+        """The normalized input :math:`\\hat x` (computed from :attr:`x` on access)."""
+        x = self.x
+        centered = x - _per_channel(self.mean, x) if self.centered is None else self.centered
+        return centered * _per_channel(self.inv_std, x)
 
     @property
     def count(self) -> int:
         """Values per channel, :math:`m = N \\cdot \\prod \\text{spatial}`."""
-        return int(self.centered.size // self.centered.shape[1])
+        return int(self.x.size // self.x.shape[1])
 
 
 # ---------------------------------------------------------------------------
@@ -141,8 +149,9 @@ def batch_moments(x: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64
 
         \mu_c = \frac1m \sum_i x_{ic}, \qquad \sigma_c^2 = \frac1m \sum_i (x_{ic} - \mu_c)^2 .
 
-    Two passes: the mean first, then the squared deviations from it. Sums are taken over
-    blocks of the batch and the blocks' sums added in float64. The one-pass form
+    The squared deviations are taken from the mean, as in the two-pass form, but the batch
+    is read once: each block of it is shifted by a value near the mean while it is in the
+    CPU cache, and the blocks' sums are combined exactly in float64. The one-pass form
     :math:`E[x^2] - E[x]^2` cancels catastrophically when :math:`|\mu| \gg \sigma` (for
     float32 ``1000 + N(0, 1)`` it is off by tens of percent).
 
@@ -161,8 +170,7 @@ def batch_moments(x: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64
     >>> mean.tolist(), var.tolist()
     ([2.0, 10.0], [1.0, 0.0])
     """
-    x = np.ascontiguousarray(_check_input(x))
-    return center(x, np.empty_like(x))
+    return moments(np.ascontiguousarray(_check_input(x)))
 
 
 def batchnorm_forward(
@@ -220,9 +228,9 @@ def _forward(
     beta: ArrayLike | None,
     *,
     eps: float,
-    centered: FloatArray | None = None,
+    buffer: FloatArray | None = None,
 ) -> tuple[FloatArray, BatchNormCache]:
-    """:func:`batchnorm_forward`, writing ``x - mean`` into a given buffer (a layer's)."""
+    """:func:`batchnorm_forward`; a small batch writes ``x - mean`` into ``buffer`` if it fits."""
     x = _check_input(x)
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
@@ -236,19 +244,23 @@ def _forward(
             f"x: expected more than 1 value per channel in training, got shape {x.shape}"
             f" ({count} value per channel)"
         )
-    if centered is None or centered.shape != x.shape or centered.dtype != x.dtype:
-        centered = np.empty_like(x)
+    centered: FloatArray | None = None
     if Blocks.of(x.shape, x.itemsize).whole:  # a small (N, C) batch: the same, in few calls
+        if buffer is None or buffer.shape != x.shape or buffer.dtype != x.dtype:
+            buffer = np.empty_like(x)
+        centered = buffer
         y, mean, var, inv_std = small_forward(x, centered, gamma, beta, eps)
         _check_variance(var)
     else:
-        mean, var = center(x, centered)
+        mean, var = moments(x)
         _check_variance(var)
         inv_std = 1.0 / np.sqrt(var + eps)
         scale = inv_std if gamma is None else gamma * inv_std
-        y = affine(centered, scale, beta)
+        # y = (x - mean) * scale + beta, as one affine map of x
+        shift = -mean * scale if beta is None else beta - mean * scale
+        y = affine(x, scale, shift)
     cache = BatchNormCache(
-        centered=centered, mean=mean, var=var, inv_std=inv_std, gamma=gamma, eps=eps
+        x=x, mean=mean, var=var, inv_std=inv_std, gamma=gamma, eps=eps, centered=centered
     )
     return y, cache
 
@@ -306,19 +318,21 @@ def batchnorm_backward(
     (True, [3.0, 3.0])
     """
     _v.instance(cache, BatchNormCache, "cache")
-    centered = cache.centered
-    grad = _check_grad(dy, centered)
-    dtype = centered.dtype
-    if Blocks.of(centered.shape, centered.itemsize).whole:  # a small (N, C) batch
-        return small_backward(grad, centered, cache.inv_std, cache.gamma)
-    dbeta, dot = gradient_sums(grad, centered)  # pass 1: the two sums
-    dgamma = dot * cache.inv_std  # sum(dy * x_hat)
+    x, mean, inv_std = cache.x, cache.mean, cache.inv_std
+    grad = _check_grad(dy, x)
+    if cache.centered is not None:  # a small (N, C) batch
+        return small_backward(grad, cache.centered, inv_std, cache.gamma)
+    dbeta, dot = gradient_sums(grad, x, mean)  # pass 1: sum(dy), sum(dy * (x - mean))
+    dgamma = dot * inv_std  # sum(dy * x_hat)
 
     count = cache.count
-    scale = cache.inv_std if cache.gamma is None else cache.gamma * cache.inv_std
-    # pass 2: dx = scale * (dy - (x_hat dgamma + dbeta) / m), x_hat = centered * inv_std
-    dx = input_gradient(grad, centered, dgamma * cache.inv_std / count, dbeta / count, scale)
-    return dx, dgamma.astype(dtype), dbeta.astype(dtype)
+    scale = inv_std if cache.gamma is None else cache.gamma * inv_std
+    # pass 2: dx = scale * (dy - (x_hat dgamma + dbeta) / m), x_hat = (x - mean) * inv_std,
+    # as dx = scale * (dy + x * slope + offset) with per-channel slope and offset
+    slope = -inv_std * dgamma / count
+    offset = -slope * mean - dbeta / count
+    dx = input_gradient(grad, x, slope, offset, scale)
+    return dx, dgamma.astype(x.dtype), dbeta.astype(x.dtype)
 
 
 # ---------------------------------------------------------------------------
@@ -495,7 +509,7 @@ class BatchNorm:
         if self.training or self.running_mean is None or self.running_var is None:
             # the last step's cache is not needed any more: its memory is reused
             last = self._cache.centered if isinstance(self._cache, BatchNormCache) else None
-            y, cache = _forward(x, self.gamma, self.beta, eps=self.eps, centered=last)
+            y, cache = _forward(x, self.gamma, self.beta, eps=self.eps, buffer=last)
             if self.training and self.track_running_stats:
                 count = cache.count
                 self._track(cache.mean, cache.var * (count / (count - 1)))  # unbiased variance
@@ -525,8 +539,7 @@ class BatchNorm:
         else:
             grad = _check_grad(dy, cache.x)
             dx = affine(grad, cache.scale, None)
-            centered = cache.x - _per_channel(cache.mean, cache.x)
-            dbeta, dot = gradient_sums(grad, centered)
+            dbeta, dot = gradient_sums(grad, np.ascontiguousarray(cache.x), cache.mean)
             dgamma = dot * cache.inv_std
         if self.affine:  # dgamma, dbeta are new arrays: no copy needed if the dtype matches
             self.grad_gamma = dgamma.astype(self.dtype, copy=False)

@@ -85,6 +85,10 @@ class Claim:
     values: dict[str, str] = field(default_factory=dict)
     tolerance: str = ""
 
+    def _ipython_display_(self) -> None:
+        """Nothing: a claim shows itself once, when it is checked (a cell ending in a
+        ``claim(...)`` call would otherwise print the record again)."""
+
     def line(self) -> str:
         """The one-line report printed outside the site build."""
         mark = CHECK if self.holds else "✗"
@@ -121,6 +125,14 @@ def _show(value: Any, fmt: str = "") -> str:
     return "figure" if kind == "Figure" else "table" if "Markdown" in kind else kind
 
 
+def _show_like(bound: float, fmt: str) -> str:
+    """A bound in the value's format where that format takes a float (``%``, ``.3f``)."""
+    try:
+        return format(bound, fmt) if fmt else _show(bound)
+    except ValueError:
+        return _show(bound)
+
+
 def _number(name: str, value: Any) -> float:
     value = to_python(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
@@ -147,16 +159,17 @@ def _evaluate(value: Any, fmt: str, checks: dict[str, Any]) -> tuple[bool, str, 
     x = _number("value", value)
     if "below" in given:
         bound = _number("below", given["below"])
-        return x < bound, f"{shown} < {_show(bound)}", _show(bound)
+        return x < bound, f"{shown} < {_show_like(bound, fmt)}", _show_like(bound, fmt)
     if "above" in given:
         bound = _number("above", given["above"])
-        return x > bound, f"{shown} > {_show(bound)}", _show(bound)
+        return x > bound, f"{shown} > {_show_like(bound, fmt)}", _show_like(bound, fmt)
     if "between" in given:
         try:
             lo, hi = (_number("between", b) for b in given["between"])
         except (TypeError, ValueError) as exc:
             raise TypeError(f"between must be a pair (lo, hi), got {given['between']!r}") from exc
-        return lo < x < hi, f"{_show(lo)} < {shown} < {_show(hi)}", f"({_show(lo)}, {_show(hi)})"
+        lo_text, hi_text = _show_like(lo, fmt), _show_like(hi, fmt)
+        return lo < x < hi, f"{lo_text} < {shown} < {hi_text}", f"({lo_text}, {hi_text})"
     ref = _number("near", given["near"])
     rtol = _number("rtol", given.get("rtol", 0.0))
     atol = _number("atol", given.get("atol", 0.0))
@@ -166,7 +179,7 @@ def _evaluate(value: Any, fmt: str, checks: dict[str, Any]) -> tuple[bool, str, 
     parts = [f"rtol {_show(rtol)}"] * (rtol > 0) + [f"atol {_show(atol)}"] * (atol > 0)
     tolerance = ", ".join(parts)
     holds = math.isfinite(x) and abs(x - ref) <= tol
-    return holds, f"|{shown} − {_show(ref)}| ≤ {_show(tol)}", tolerance
+    return holds, f"|{shown} − {_show_like(ref, fmt)}| ≤ {_show(tol)}", tolerance
 
 
 def claim(
@@ -214,9 +227,9 @@ def claim(
     Examples
     --------
     >>> c = claim("err", 3.1e-9, "agrees with finite differences", below=1e-6, fmt=".1e")
-    ✓ err: agrees with finite differences (3.1e-09 < 1e-06)
+    ✓ err: agrees with finite differences (3.1e-09 < 1.0e-06)
     >>> c.text, c.tolerance
-    ('3.1e-09', '1e-06')
+    ('3.1e-09', '1.0e-06')
     >>> claim("ratio", 7.0, "grows less than fivefold", below=5)
     Traceback (most recent call last):
     ...

@@ -10,46 +10,75 @@ state); :func:`save_figure` writes them byte-for-byte reproducibly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib as mpl
+import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from bnlessons import _validate as _v
 from bnlessons.training import PERCENTILES, TrainingResult
 
-__all__ = ["FIGURE_FORMATS", "figure1", "save_figure"]
+__all__ = ["FIGURE_FORMATS", "Runs", "figure1", "save_figure"]
 
 #: File suffixes :func:`save_figure` writes.
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
+
+#: One run, or several runs of one network (for example the same config with other seeds).
+Runs = TrainingResult | Sequence[TrainingResult]
 
 _WITHOUT_STYLE = {"color": "#1f77b4", "linestyle": "--"}
 _WITH_STYLE = {"color": "#d62728", "linestyle": "-"}
 
 
-def _check_pair(without_bn: TrainingResult, with_bn: TrainingResult) -> None:
-    for name, result, expected in (("without_bn", without_bn, False), ("with_bn", with_bn, True)):
-        _v.instance(result, TrainingResult, name)
-        if result.config.batch_norm is not expected:
+def _as_runs(runs: Runs, name: str, batch_norm: bool) -> list[TrainingResult]:
+    """``runs`` as a non-empty list of runs with ``batch_norm`` evaluated at the same steps."""
+    if isinstance(runs, TrainingResult):
+        group = [runs]
+    else:
+        group = list(_v.sequence(runs, name, "a TrainingResult or a sequence of them"))
+        if not group:
+            raise ValueError(f"{name}: expected at least one run, got an empty sequence")
+    for i, result in enumerate(group):
+        label = name if isinstance(runs, TrainingResult) else f"{name}[{i}]"
+        _v.instance(result, TrainingResult, label)
+        if result.config.batch_norm is not batch_norm:
             raise ValueError(
-                f"{name}: expected a run with batch_norm={expected}, "
+                f"{label}: expected a run with batch_norm={batch_norm}, "
                 f"got batch_norm={result.config.batch_norm}"
             )
+        if not np.array_equal(result.steps, group[0].steps):
+            raise ValueError(
+                f"{label}: expected the evaluation steps of {name}[0] "
+                f"({len(group[0].steps)} steps to {int(group[0].steps[-1])}), "
+                f"got {len(result.steps)} steps to {int(result.steps[-1])}"
+            )
+    return group
 
 
-def figure1(without_bn: TrainingResult, with_bn: TrainingResult) -> Figure:
+def figure1(without_bn: Runs, with_bn: Runs) -> Figure:
     """Return Figure 1 (a), (b), (c) laid out in a row as in the paper.
 
     Parameters
     ----------
-    without_bn, with_bn : TrainingResult
-        Runs of :func:`bnlessons.training.train` with ``batch_norm=False`` and ``True``.
+    without_bn, with_bn : TrainingResult or sequence of TrainingResult
+        Runs of :func:`bnlessons.training.train` with ``batch_norm=False`` and ``True``. Given
+        several runs of a network (evaluated at the same steps, e.g. one per seed), panel (a)
+        draws the median of their test accuracies at each step and shades the range from the
+        lowest to the highest; panels (b) and (c) show the first run of each.
 
     Returns
     -------
     matplotlib.figure.Figure
         Three axes: accuracy curves, percentile bands without BN, percentile bands with BN.
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a run is not a :class:`~bnlessons.training.TrainingResult`, has the other
+        ``batch_norm``, or is evaluated at other steps than the first of its group.
 
     Examples
     --------
@@ -61,23 +90,36 @@ def figure1(without_bn: TrainingResult, with_bn: TrainingResult) -> Figure:
     >>> [ax.get_title() for ax in figure1(*runs).axes]
     ['(a)', '(b) Without BN', '(c) With BN']
     """
-    _check_pair(without_bn, with_bn)
+    groups = (_as_runs(without_bn, "without_bn", False), _as_runs(with_bn, "with_bn", True))
     fig = Figure(figsize=(10.0, 3.0), layout="constrained")
     ax_a, ax_b, ax_c = fig.subplots(1, 3)
     ax_c.sharey(ax_b)
 
-    ax_a.plot(without_bn.steps, without_bn.test_accuracy, label="Without BN", **_WITHOUT_STYLE)
-    ax_a.plot(with_bn.steps, with_bn.test_accuracy, label="With BN", **_WITH_STYLE)
-    low = min(float(without_bn.test_accuracy[1:].min(initial=1.0)), 0.9)
-    low = min(low, float(with_bn.test_accuracy[1:].min(initial=1.0)))
+    low = 0.9
+    for group, label, style in zip(
+        groups, ("Without BN", "With BN"), (_WITHOUT_STYLE, _WITH_STYLE), strict=True
+    ):
+        steps = group[0].steps
+        accuracy = np.stack([result.test_accuracy for result in group])
+        ax_a.plot(steps, np.median(accuracy, axis=0), label=label, **style)
+        if len(group) > 1:
+            ax_a.fill_between(
+                steps,
+                accuracy.min(axis=0),
+                accuracy.max(axis=0),
+                color=style["color"],
+                alpha=0.2,
+                linewidth=0,
+            )
+        low = min(low, float(accuracy[:, 1:].min(initial=1.0)))
     ax_a.set_ylim(max(0.0, low - 0.02), 1.0)
     ax_a.set_title("(a)")
     ax_a.set_ylabel("test accuracy")
     ax_a.legend(loc="lower right", frameon=False)
 
     for ax, result, title, style in (
-        (ax_b, without_bn, "(b) Without BN", _WITHOUT_STYLE),
-        (ax_c, with_bn, "(c) With BN", _WITH_STYLE),
+        (ax_b, groups[0][0], "(b) Without BN", _WITHOUT_STYLE),
+        (ax_c, groups[1][0], "(c) With BN", _WITH_STYLE),
     ):
         bands = result.sigmoid_input_percentiles
         for column, q in enumerate(PERCENTILES):

@@ -310,11 +310,13 @@ class SigmoidMLP:
         True
         """
         self._check_input(x)
-        if _step.applies(self, x.shape[0]):  # a small batch: the same step in fewer numpy calls
+        norms = _step.step_norms(self, x.shape[0])
+        if norms is not None:  # a small batch: the same step in fewer numpy calls
             if labels.shape != (x.shape[0],):
                 raise ValueError(f"labels: expected shape ({x.shape[0]},), got {labels.shape}")
             self._input = None  # no forward pass to go back through: its buffers were reused
-            return _step.sgd_step(self, x, labels, learning_rate, self._workspace(x.shape[0]))
+            work = self._workspace(x.shape[0])
+            return _step.sgd_step(self, norms, x, labels, learning_rate, work)
         logits = self.forward(x)
         grad = self._buffers[x.shape[0]].grad_logits
         loss, _ = softmax_cross_entropy(logits, labels, out=grad)

@@ -54,7 +54,7 @@ PERCENTILES = (15.0, 50.0, 85.0)
 class TrainingConfig:
     """Hyperparameters of one Figure 1 training run.
 
-    The run of lesson 5's figure is the preset :data:`FIGURE1`; variants are
+    Lessons 5 and 8 start from the preset :data:`FIGURE1`; variants are
     ``dataclasses.replace(FIGURE1, ...)``. The config also knows when :func:`train` evaluates
     (:attr:`evaluation_steps`) and which network it starts from (:meth:`initial_network`).
 
@@ -162,10 +162,11 @@ class TrainingConfig:
         )
 
 
-#: The run of lesson 5's Figure 1 (with BN; ``dataclasses.replace(FIGURE1, batch_norm=False)``
+#: The Figure 1 run of lessons 5 and 8 (with BN; ``dataclasses.replace(FIGURE1, batch_norm=False)``
 #: is the baseline): the paper's 784-100-100-100-10 network, 50,000 SGD steps on batches of 60,
-#: with the scales the paper does not state chosen in lesson 5: initial weights N(0, 1) and
-#: learning rate 0.1. It is the default of ``python -m bnlessons figure1``.
+#: initial weights N(0, 1) and learning rate 0.1 (the paper states neither). Lesson 5 varies
+#: ``init_std`` (its main figure is at 0.1), ``seed`` and ``steps``. It is the default of
+#: ``python -m bnlessons figure1``.
 FIGURE1 = TrainingConfig(
     batch_norm=True,
     hidden_sizes=(100, 100, 100),

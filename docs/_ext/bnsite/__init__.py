@@ -21,7 +21,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import json
 import shutil
 import tempfile
 import typing
@@ -40,6 +42,9 @@ from sphinx.errors import ExtensionError
 from sphinx.ext.intersphinx import missing_reference
 from sphinx_autodoc_typehints import format_annotation
 from traitlets import CaselessStrEnum, default
+
+from bnsite.reader import ReaderError, Site, Target, read_bibliography, reader_notebook
+from bnsite.wheel import run_locally_markdown, wheel_name
 
 ROOT = Path(__file__).resolve().parents[3]
 MATHJAX_SRC = ROOT / "docs" / "node_modules" / "mathjax" / "es5"
@@ -135,21 +140,83 @@ def _write_root_redirect(app: Sphinx, exception: Exception | None) -> None:
 def offer_notebook(
     app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
 ) -> None:
-    """Copy the executed notebook of a MyST lesson into ``_sources`` and offer it for download.
+    """Write the reader's notebook of a MyST lesson into ``_sources`` and offer it for download.
 
-    The notebook is the one myst-nb wrote into ``jupyter_execute`` next to the output
-    directory; pages without one, and notebooks that are sources themselves, are left alone.
+    The reader's notebook (:mod:`bnsite.reader`) is made from the one myst-nb executed into
+    ``jupyter_execute`` next to the output directory, and its glue data; pages without one,
+    and notebooks that are sources themselves, are left alone.
     """
     executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
     if app.builder.format != "html" or doctree is None or not executed.is_file():
         return
-    if not app.config.bn_solutions:  # the notebook holds the solutions
+    if not app.config.bn_solutions:  # the exercises edition offers no download (conf.py)
         return
     if str(context.get("sourcename", "")).endswith(".md"):
         target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(executed, target)
+        notebook = json.loads(executed.read_text(encoding="utf-8"))
+        glue_path = executed.with_suffix(".glue.json")
+        glue = json.loads(glue_path.read_text(encoding="utf-8")) if glue_path.is_file() else {}
+        try:
+            site = site_for(app, pagename)
+            preface = run_locally_markdown(pagename, wheel_name(), site.baseurl)
+            solutions = bool(getattr(app.config, "bn_solutions", True))
+            converted = reader_notebook(notebook, glue, site, preface=preface, solutions=solutions)
+        except ReaderError as exc:
+            raise ExtensionError(f"reader's notebook of {pagename}: {exc}") from exc
+        text = json.dumps(converted, indent=1, ensure_ascii=False) + "\n"
+        target.write_text(text, encoding="utf-8")
         context["ipynb_source"] = f"{pagename}.ipynb"
+
+
+#: How the reader's notebook numbers what ``numfig_format`` has no format for.
+NUMBER_FORMATS = {"exercise": "Exercise %s"}
+
+
+def site_for(app: Sphinx, docname: str) -> Site:
+    """What :func:`bnsite.reader.reader_notebook` needs from the build: link targets on the
+    hosted site (``html_baseurl``), figure, table and equation numbers, and the bibliography."""
+    env, builder = app.env, app.builder
+    if not hasattr(app, "bn_reader_site"):
+        py, std, math = (env.get_domain(d) for d in ("py", "std", "math"))
+        objects = {
+            name: f"{builder.get_target_uri(o.docname)}#{o.node_id}"
+            for name, o in py.objects.items()  # type: ignore[attr-defined]
+        }
+        objects |= {
+            name: f"{builder.get_target_uri(m.docname)}#{m.node_id}"
+            for name, m in py.modules.items()  # type: ignore[attr-defined]
+        }
+        labels = {
+            label: Target(f"{builder.get_target_uri(doc)}#{anchor}", title)
+            for label, (doc, anchor, title) in std.labels.items()  # type: ignore[attr-defined]
+        }
+        numbers = {}
+        for label, (doc, anchor) in std.anonlabels.items():  # type: ignore[attr-defined]
+            for kind, ids in env.toc_fignumbers.get(doc, {}).items():
+                if anchor in ids:
+                    number = ".".join(map(str, ids[anchor]))
+                    fmt = app.config.numfig_format.get(kind) or NUMBER_FORMATS.get(kind, "%s")
+                    text = fmt % number
+                    numbers[label] = Target(f"{builder.get_target_uri(doc)}#{anchor}", text)
+        equations = {
+            label: Target(f"{builder.get_target_uri(doc)}#equation-{label}", str(number))
+            for label, (doc, number) in math.equations.items()  # type: ignore[attr-defined]
+        }
+        documents = {d: env.titles[d].astext() for d in env.found_docs if d in env.titles}
+        bib = ROOT / app.config.bibtex_bibfiles[0]
+        app.bn_reader_site = Site(  # type: ignore[attr-defined]
+            baseurl=app.config.html_baseurl or "",
+            docname="",
+            objects=objects,
+            labels=labels,
+            numbers=numbers,
+            equations=equations,
+            documents=documents,
+            bibliography=read_bibliography(bib),
+        )
+    site: Site = app.bn_reader_site  # type: ignore[attr-defined]
+    return dataclasses.replace(site, docname=docname)
 
 
 # --------------------------------------------------------------------------- kernels
@@ -256,10 +323,11 @@ class ConfigHook:
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    from bnsite import claims, exercises
+    from bnsite import claims, exercises, wheel
 
     claims.setup(app)
     exercises.setup(app)
+    wheel.setup(app)
     use_ipc_kernels()
     app.connect("builder-inited", _check_mathjax)
     app.connect("build-finished", _copy_mathjax)
@@ -267,4 +335,10 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("html-page-context", offer_notebook, priority=450)
     app.connect("autodoc-process-docstring", add_property_type, priority=600)
     app.connect("missing-reference", numpy_class_as_obj, priority=600)
-    return {"version": "2.0", "parallel_read_safe": True, "parallel_write_safe": True}
+    # env_version: raise it when what the extension adds to the doctrees changes (a re-read).
+    return {
+        "version": "2.1",
+        "env_version": 2,
+        "parallel_read_safe": True,
+        "parallel_write_safe": True,
+    }

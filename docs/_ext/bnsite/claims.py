@@ -159,12 +159,26 @@ def _lesson_source_facts(source: Path) -> dict[str, Any]:
                 args = [k.value for k in node.keywords if k.arg == "seed"]
                 args += node.args[:1] if name == "default_rng" else []
                 seeds.update(v for v in map(_ints, args) if v is not None)
-            if isinstance(node, ast.Assign) and any(
-                "SEED" in getattr(t, "id", "") for t in node.targets
-            ):
-                seeds.update(_range_ints(node.value))
+            if isinstance(node, ast.Assign):
+                seeds.update(_assigned_seeds(node))
     facts["seeds"] = sorted(seeds)
     return facts
+
+
+def _assigned_seeds(node: ast.Assign) -> list[int]:
+    """The seeds of ``SEEDS = ...`` or ``STEPS, SEEDS = 100, range(3)`` (names with SEED)."""
+    pairs: list[tuple[ast.expr, ast.expr]] = []
+    for target in node.targets:
+        if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+            pairs += zip(target.elts, node.value.elts, strict=False)
+        else:
+            pairs.append((target, node.value))
+    found: list[int] = []
+    for name, value in pairs:
+        if "SEED" in getattr(name, "id", "").upper():
+            single = _ints(value)
+            found += [single] if single is not None else _range_ints(value)
+    return found
 
 
 def _ints(node: ast.expr) -> int | None:
@@ -293,7 +307,8 @@ def fill_checks(app: Sphinx, doctree: nodes.document, docname: str) -> None:
     lessons = [store[d] for d in sorted(store)]
     total = sum(len(e["claims"]) for e in lessons)
     for node in list(doctree.findall(total_placeholder)):
-        link = nodes.reference(refuri=app.builder.get_relative_uri(docname, CHECKS_DOC))
+        uri = app.builder.get_relative_uri(docname, CHECKS_DOC)
+        link = nodes.reference(refuri=uri, internal=True)
         link += nodes.Text(f"{total} claims checked when this site was built")
         node.replace_self(link)
     for node in list(doctree.findall(checks_placeholder)):
