@@ -122,6 +122,17 @@ def restore_sequential_numbers(app: Sphinx, env: BuildEnvironment) -> list[str]:
     return []
 
 
+def untitled_labels(app: Sphinx, doctree: nodes.document) -> None:
+    """Keep an exercise's label out of the titled labels: its only title is "Exercise", which
+    is what the reader's notebook (:mod:`bnsite.markdown`) would show for a ``{ref}`` to it;
+    as an untitled label it reads "Exercise N.k" there, as on the page (sphinx-exercise turns
+    the page's ``{ref}`` into a ``{numref}``, which needs no title)."""
+    labels = app.env.domains.standard_domain.labels
+    for node in doctree.findall(exercise_enumerable_node):
+        for name in node["names"]:
+            labels.pop(name, None)
+
+
 def visit_solution(self: HTML5Translator, node: nodes.Element) -> None:
     if isinstance(node.children[0], solution_summary):
         self.body.append(self.starttag(node, "details", CLASS="admonition"))
@@ -149,6 +160,7 @@ def setup(app: Sphinx) -> None:
     app.add_config_value("bn_solutions", True, "env", types=[bool])
     app.add_transform(SolutionBodies)
     app.add_post_transform(CollapsedSolutions)
+    app.connect("doctree-read", untitled_labels, priority=600)  # after sphinx-exercise's
     app.connect("env-get-updated", restore_sequential_numbers, priority=100)
     app.connect("env-get-updated", number_by_lesson, priority=900)  # the toctree's: 500
     html = (visit_solution, depart_solution)
