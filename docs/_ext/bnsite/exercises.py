@@ -6,7 +6,9 @@ cells. On top of sphinx-exercise, this module
 
 * numbers the exercises of a lesson "Exercise N.k", N the lesson's number (the two digits
   that start its file name) and k the exercise's place in it, without numbering the lessons'
-  sections or figures;
+  sections or figures (and so that an unchanged build rewrites no page);
+* keeps the exercises' labels untitled, so that a ``{ref}`` to one reads "Exercise N.k" on the
+  page and in the reader's notebook;
 * renders a solution with the ``dropdown`` class as a native ``<details>`` element, collapsed
   until opened (no script; a printout can open it), whose summary says "Solution to Exercise
   N.k" in plain text (a link inside the summary would be a control inside a control);
