@@ -13,6 +13,7 @@ the lessons recorded (docs/_ext/bnsite/claims.py). The contract, which these tes
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections import Counter
@@ -67,7 +68,7 @@ def test_each_claim_is_marked_once_on_its_page(checks: dict[str, Any]) -> None:
             page,
         )
         assert mark is not None, (docname, claim["id"])
-        value, tip = (m.replace("&lt;", "<").replace("&#x27;", "'") for m in mark.groups())
+        value, tip = (html.unescape(m) for m in mark.groups())
         if claim["text"] not in ("figure", "table"):
             assert value == claim["text"]
         assert claim["statement"].replace("'", "") in tip.replace("'", "")
