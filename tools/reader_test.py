@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reader-test: no reader's notebooks in {site / '_sources' / 'lessons'}")
         return 1
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bnlessons-reader-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="reader-test-", dir=ROOT / "_build") as tmp:
         work = Path(tmp)
         python = make_env(work / "venv", wheels[0])
         setup = time.perf_counter() - started
@@ -135,9 +135,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"tree's {source_digest}: the experiment cache would miss"
             )
         elif cache.is_dir() and not args.no_cache:
-            # only this library's entries (older digests would never be read)
-            for entry in cache.glob(f"{source_digest}-*"):
-                shutil.copytree(entry, work / "experiment-cache" / entry.name)
+            # linked, not copied: joblib writes an entry to a new file and renames it, so
+            # the build's files are never changed (a store's name is the digest of the code
+            # a run imports, see bnlessons._cache, so every store may be read)
+            for entry in cache.glob("*-*t"):
+                shutil.copytree(
+                    entry, work / "experiment-cache" / entry.name, copy_function=os.link
+                )
             (work / "experiment-cache").mkdir(exist_ok=True)
             env["BNLESSONS_CACHE_DIR"] = str(work / "experiment-cache")
         problems: list[str] = []
