@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import bnsite  # noqa: E402  (the local extension, found through the path set just above)
 import jupytext  # noqa: E402
+from bnsite.claims import head_commit  # noqa: E402
 from docutils import nodes  # noqa: E402
 from IPython.core.inputtransformer2 import TransformerManager  # noqa: E402
 from sphinx.application import Sphinx  # noqa: E402
@@ -110,6 +111,9 @@ os.environ.setdefault("BNLESSONS_CACHE_DIR", str(ROOT / "_build" / "experiment-c
 # The lessons' claims (bnlessons.claims) are glued for the pages instead of printed.
 os.environ["BNLESSONS_SITE"] = "1"
 bn_library_digest = LIBRARY_DIGEST
+# The commit on every page's provenance line; a new commit makes Sphinx read every page again
+# (from the notebook cache), so no page keeps an older one.
+bn_commit = head_commit(ROOT)
 nb_execution_mode = "cache"
 nb_execution_cache_path = str(
     bnsite.prune_caches(

@@ -256,7 +256,7 @@ def build_facts(app: Sphinx) -> dict[str, str]:
     if not hasattr(app, "bn_facts"):
         info = blas_info()
         app.bn_facts = {  # type: ignore[attr-defined]
-            "commit": _commit(),
+            "commit": app.config.bn_commit,
             "library": app.config.bn_library_digest,
             "python": platform.python_version(),
             "numpy": np.__version__,
@@ -266,14 +266,16 @@ def build_facts(app: Sphinx) -> dict[str, str]:
     return app.bn_facts  # type: ignore[attr-defined, no-any-return]
 
 
-def _commit() -> str:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return done.stdout.strip() if done.returncode == 0 else ""
+def head_commit(root: Path = ROOT) -> str:
+    """The commit checked out (12 hex digits), or ``unknown`` outside git.
 
-    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--untracked-files=no", "--", "src", "lessons")
-    return commit + (" with local changes" if dirty else "")
+    ``conf.py`` sets it as ``bn_commit``, a configuration value that makes Sphinx read every
+    page again when it changes, so that no page keeps the commit of an earlier build.
+    """
+    done = subprocess.run(
+        ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True
+    )
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "unknown"
 
 
 def _facts_text(facts: dict[str, str]) -> str:
@@ -398,6 +400,7 @@ def write_json(app: Sphinx, exception: Exception | None) -> None:
 
 def setup(app: Sphinx) -> None:
     app.add_config_value("bn_library_digest", "", "html", types=[str])
+    app.add_config_value("bn_commit", "unknown", "env", types=[str])
     app.add_node(
         claim_value,
         html=(visit_claim_html, None),
