@@ -257,6 +257,32 @@ def test_changing_momentum_changes_the_next_update_only() -> None:
     assert bn.num_batches_tracked == 3
 
 
+def test_assigning_running_statistics_copies_the_values_in() -> None:
+    bn, other = BatchNorm(3), BatchNorm(3)
+    source = np.array([1.0, 2.0, 3.0])
+    other.running_mean, other.running_var = source, source * 2
+    source[:] = 0.0  # the layer keeps a copy, not the array
+    assert other.running_mean.tolist() == [1.0, 2.0, 3.0]
+    assert other.running_var.tolist() == [2.0, 4.0, 6.0]
+    x = batch((5, 3), seed=41, loc=2.0)
+    other(x)  # the next batch is folded into the assigned values
+    mean, var = reference_stats(x)
+    np.testing.assert_allclose(other.running_mean, 0.9 * np.array([1, 2, 3]) + 0.1 * mean)
+    np.testing.assert_allclose(other.running_var, 0.9 * np.array([2, 4, 6]) + 0.1 * var * 5 / 4)
+    raises(ValueError, "running_mean", "(3,)", "(2,)")(
+        lambda: setattr(bn, "running_mean", np.zeros(2))
+    )
+    raises(TypeError, "running_var", "float", "bool")(
+        lambda: setattr(bn, "running_var", np.ones(3, bool))
+    )
+    untracked = BatchNorm(3, track_running_stats=False)
+    untracked.running_mean = None  # nothing to set
+    assert untracked.running_mean is None
+    raises(ValueError, "running_mean", "track_running_stats=False")(
+        lambda: setattr(untracked, "running_mean", np.zeros(3))
+    )
+
+
 @pytest.mark.parametrize("shape", [(8, 3), (3, 3, 4, 2)])
 def test_eval_mode_uses_running_statistics_and_its_gradient_is_the_affine_map(
     shape: tuple[int, ...],

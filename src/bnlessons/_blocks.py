@@ -163,7 +163,13 @@ def ones(n: int, dtype: np.dtype[Any]) -> FloatArray:
 @functools.lru_cache(maxsize=16)
 def means(n: int, dtype: np.dtype[Any]) -> FloatArray:
     """A read-only vector of ``n`` values ``1/n``: ``means @ a`` is the column mean of ``a``."""
-    vector = np.full(n, 1 / n, dtype)
+    return fill(n, 1 / n, dtype)
+
+
+@functools.lru_cache(maxsize=16)
+def fill(n: int, value: float, dtype: np.dtype[Any]) -> FloatArray:
+    """A read-only vector of ``n`` values ``value`` (a vector operand costs less than a float)."""
+    vector = np.full(n, value, dtype)
     vector.flags.writeable = False
     return vector
 
@@ -350,34 +356,36 @@ def small_forward(
     gamma: FloatArray | None,
     beta: FloatArray | None,
     eps: float,
-) -> tuple[FloatArray, Float64Array, Float64Array, Float64Array]:
-    """``y`` of a one-block (N, C) batch; ``centered = x - mean``; mean, var, inv_std (C,).
+) -> tuple[FloatArray, FloatArray]:
+    """``y`` of a one-block (N, C) batch, ``centered = x - mean``, and the statistics.
 
     The two-pass statistics (the mean, then the squares of ``x - mean``), then
-    ``y = (x - mean) * gamma * inv_std + beta``, in x's dtype (the statistics are returned in
-    float64). The centred input is kept for the backward pass: here keeping it costs less
-    than recomputing it.
+    ``y = (x - mean) * gamma * inv_std + beta``, all in x's dtype. Returns ``y`` and the
+    statistics as the rows of one (3, C) array: mean, biased variance, inv_std. The centred
+    input is kept for the backward pass: here keeping it costs less than recomputing it.
     """
     dtype = x.dtype
     n = len(x)
-    mean = np.matmul(means(n, dtype), x)
+    stats = np.empty((3, x.shape[1]), dtype)
+    mean, var, inv_std = stats[0], stats[1], stats[2]
+    np.matmul(means(n, dtype), x, out=mean)
     _check_mean(mean, dtype)
     np.subtract(x, mean, out=centered)
     if x.size < _EINSUM_SIZE:  # the squares, then their mean (see column_dot)
-        var = np.matmul(
-            means(n, dtype), np.multiply(centered, centered, out=scratch(x.shape, dtype))
+        np.matmul(
+            means(n, dtype), np.multiply(centered, centered, out=scratch(x.shape, dtype)), out=var
         )
     else:
-        var = np.einsum("ij,ij->j", centered, centered)
+        np.einsum("ij,ij->j", centered, centered, out=var)
         var /= n
-    inv_std = np.add(var, eps, dtype=dtype)  # 1 / sqrt(var + eps)
+    np.add(var, eps, out=inv_std)  # 1 / sqrt(var + eps)
     np.sqrt(inv_std, out=inv_std)
     np.reciprocal(inv_std, out=inv_std)
     scale = inv_std if gamma is None else np.multiply(gamma, inv_std, dtype=dtype)
     y = centered * scale
     if beta is not None:
         y += beta
-    return y, mean.astype(np.float64), var.astype(np.float64), inv_std.astype(np.float64)
+    return y, stats
 
 
 def small_backward(
@@ -389,7 +397,7 @@ def small_backward(
     """
     dtype = centered.dtype
     n = len(centered)
-    inv = inv_std.astype(dtype)
+    inv = inv_std.astype(dtype, copy=False)
     unit = ones(n, dtype)
     dbeta = np.matmul(unit, dy)  # sum(dy)
     if dy.size < _EINSUM_SIZE:  # sum(dy * centered), see column_dot
@@ -399,8 +407,9 @@ def small_backward(
     dgamma *= inv  # sum(dy * x_hat)
     scale = inv if gamma is None else np.multiply(gamma, inv, dtype=dtype)
     # dx = scale * (dy - centered * inv * dgamma / n - dbeta / n)
-    dx = centered * (dgamma * inv / n)
-    dx += dbeta / n
+    per_value = fill(len(inv), 1 / n, dtype)  # 1/n in every channel
+    dx = centered * (dgamma * inv * per_value)
+    dx += dbeta * per_value
     np.subtract(dy, dx, out=dx)
     dx *= scale
     return dx, dgamma, dbeta

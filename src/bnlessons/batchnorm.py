@@ -37,7 +37,6 @@ from bnlessons._blocks import (
     small_forward,
 )
 from bnlessons._typing import Float64Array, FloatArray
-from bnlessons.running_stats import moving_average_step
 
 __all__ = [
     "BatchNorm",
@@ -60,35 +59,49 @@ class BatchNormCache:
         :math:`\\hat x = (x - \\mu) / \\sqrt{\\sigma^2 + \\epsilon}` (:attr:`x_hat`); it is
         not stored: the backward pass recomputes it (on a large batch that costs less than
         writing it to memory and reading it back).
-    mean : ndarray, shape (C,)
-        The batch mean :math:`\\mu` per channel (float64).
-    var : ndarray, shape (C,)
-        The biased batch variance :math:`\\sigma^2` per channel (float64).
-    inv_std : ndarray, shape (C,)
-        :math:`1 / \\sqrt{\\sigma^2 + \\epsilon}` per channel (float64).
+    stats : ndarray, shape (3, C)
+        The rows :attr:`mean`, :attr:`var`, :attr:`inv_std`, in float64, or in x's dtype for a
+        small ``(N, C)`` batch (one cache-sized block), whose forward pass computes them there.
     gamma : ndarray of shape (C,) or None
         The scale used (None for no affine map, i.e. :math:`\\gamma = 1`).
     eps : float
         The :math:`\\epsilon` used.
     centered : ndarray or None
-        :math:`x - \\mu`, kept by the forward pass of a small ``(N, C)`` batch (one
-        cache-sized block), where keeping it costs less than recomputing it; else None.
+        :math:`x - \\mu`, kept by the forward pass of a small ``(N, C)`` batch, where keeping it
+        costs less than recomputing it; else None.
     """
 
     x: FloatArray
-    mean: NDArray[np.float64]
-    var: NDArray[np.float64]
-    inv_std: NDArray[np.float64]
+    stats: FloatArray
     gamma: FloatArray | None
     eps: float
     centered: FloatArray | None = None
 
     @property
+    def mean(self) -> Float64Array:
+        """The batch mean :math:`\\mu` per channel, shape (C,), float64."""
+        mean: Float64Array = self.stats[0].astype(np.float64, copy=False)
+        return mean
+
+    @property
+    def var(self) -> Float64Array:
+        """The biased batch variance :math:`\\sigma^2` per channel, shape (C,), float64."""
+        var: Float64Array = self.stats[1].astype(np.float64, copy=False)
+        return var
+
+    @property
+    def inv_std(self) -> Float64Array:
+        """:math:`1 / \\sqrt{\\sigma^2 + \\epsilon}` per channel, shape (C,), float64."""
+        inv_std: Float64Array = self.stats[2].astype(np.float64, copy=False)
+        return inv_std
+
+    @property
     def x_hat(self) -> FloatArray:
         """The normalized input :math:`\\hat x` (computed from :attr:`x` on access)."""
         x = self.x
-        centered = x - _per_channel(self.mean, x) if self.centered is None else self.centered
-        return centered * _per_channel(self.inv_std, x)
+        mean, inv_std = self.stats[0], self.stats[2]
+        centered = x - _per_channel(mean, x) if self.centered is None else self.centered
+        return centered * _per_channel(inv_std, x)
 
     @property
     def count(self) -> int:
@@ -219,19 +232,19 @@ def batchnorm_forward(
     >>> cache.mean.tolist(), cache.var.tolist()
     ([2.0, 6.0], [1.0, 1.0])
     """
-    return _forward(x, gamma, beta, eps=eps)
+    return _forward(_check_input(x), gamma, beta, eps=eps)
 
 
 def _forward(
-    x: ArrayLike,
+    x: FloatArray,
     gamma: ArrayLike | None,
     beta: ArrayLike | None,
     *,
     eps: float,
     buffer: FloatArray | None = None,
 ) -> tuple[FloatArray, BatchNormCache]:
-    """:func:`batchnorm_forward`; a small batch writes ``x - mean`` into ``buffer`` if it fits."""
-    x = _check_input(x)
+    """:func:`batchnorm_forward` of a checked ``x`` (:func:`_check_input`); a small batch
+    writes ``x - mean`` into ``buffer`` if it fits."""
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
     channels = x.shape[1]
@@ -249,24 +262,25 @@ def _forward(
         if buffer is None or buffer.shape != x.shape or buffer.dtype != x.dtype:
             buffer = np.empty_like(x)
         centered = buffer
-        y, mean, var, inv_std = small_forward(x, centered, gamma, beta, eps)
-        _check_variance(var)
+        y, stats = small_forward(x, centered, gamma, beta, eps)
     else:
         mean, var = moments(x)
-        _check_variance(var)
         inv_std = 1.0 / np.sqrt(var + eps)
         scale = inv_std if gamma is None else gamma * inv_std
         # y = (x - mean) * scale + beta, as one affine map of x
         shift = -mean * scale if beta is None else beta - mean * scale
         y = affine(x, scale, shift)
-    cache = BatchNormCache(
-        x=x, mean=mean, var=var, inv_std=inv_std, gamma=gamma, eps=eps, centered=centered
-    )
-    return y, cache
+        stats = np.stack([mean, var, inv_std])
+    _check_variance(stats)
+    return y, BatchNormCache(x=x, stats=stats, gamma=gamma, eps=eps, centered=centered)
 
 
-def _check_variance(var: Float64Array) -> None:
-    if not math.isfinite(np.add.reduce(var)):  # overflow: |x| near the largest float of its dtype
+def _check_variance(stats: FloatArray) -> None:
+    """Overflow: |x| near the largest float of its dtype (confirmed by a float64 sum)."""
+    var = stats[1]
+    if not math.isfinite(np.add.reduce(var)) and not math.isfinite(
+        np.add.reduce(var, dtype=np.float64)
+    ):
         raise ValueError(f"x: expected values whose variance is finite, got {var.max()}")
 
 
@@ -318,10 +332,11 @@ def batchnorm_backward(
     (True, [3.0, 3.0])
     """
     _v.instance(cache, BatchNormCache, "cache")
-    x, mean, inv_std = cache.x, cache.mean, cache.inv_std
+    x = cache.x
     grad = _check_grad(dy, x)
     if cache.centered is not None:  # a small (N, C) batch
-        return small_backward(grad, cache.centered, inv_std, cache.gamma)
+        return small_backward(grad, cache.centered, cache.stats[2], cache.gamma)
+    mean, inv_std = cache.mean, cache.inv_std
     dbeta, dot = gradient_sums(grad, x, mean)  # pass 1: sum(dy), sum(dy * (x - mean))
     dgamma = dot * inv_std  # sum(dy * x_hat)
 
@@ -433,17 +448,19 @@ class BatchNorm:
             self.gamma = np.ones(num_features, dtype=param_dtype)
             self.beta = np.zeros(num_features, dtype=param_dtype)
         self._momentum = _v.optional_probability(momentum, "momentum")
-        self.running_mean: FloatArray | None = None
-        self.running_var: FloatArray | None = None
+        # the running mean and variance are the rows of one array: one update folds in both
+        self._running: FloatArray | None = None
         self.num_batches_tracked: int | None = None
         if self.track_running_stats:
-            self.running_mean = np.zeros(num_features, param_dtype)
-            self.running_var = np.ones(num_features, param_dtype)
+            self._running = np.stack(
+                [np.zeros(num_features, param_dtype), np.ones(num_features, param_dtype)]
+            )
             self.num_batches_tracked = 0
         self.training = True
         self.grad_gamma: FloatArray | None = None
         self.grad_beta: FloatArray | None = None
         self._cache: BatchNormCache | _EvalCache | None = None
+        self._weights: dict[tuple[float, int], tuple[FloatArray, FloatArray]] = {}  # _track
 
     @property
     def momentum(self) -> float | None:
@@ -454,14 +471,63 @@ class BatchNorm:
     def momentum(self, value: float | None) -> None:
         self._momentum = _v.optional_probability(value, "momentum")
 
-    def _track(self, mean: Float64Array, var: Float64Array) -> None:
-        """Fold one training batch's mean and unbiased variance into the running statistics."""
-        assert self.running_mean is not None and self.running_var is not None
-        assert self.num_batches_tracked is not None
+    @property
+    def running_mean(self) -> FloatArray | None:
+        """The running mean, shape (C,); None with ``track_running_stats=False``.
+
+        Assigning an array copies its values in (the array itself is not kept).
+        """
+        return None if self._running is None else self._running[0]
+
+    @running_mean.setter
+    def running_mean(self, value: FloatArray | None) -> None:
+        self._set_running(0, value, "running_mean")
+
+    @property
+    def running_var(self) -> FloatArray | None:
+        """The running (unbiased) variance, shape (C,); None with ``track_running_stats=False``.
+
+        Assigning an array copies its values in (the array itself is not kept).
+        """
+        return None if self._running is None else self._running[1]
+
+    @running_var.setter
+    def running_var(self, value: FloatArray | None) -> None:
+        self._set_running(1, value, "running_var")
+
+    def _set_running(self, row: int, value: ArrayLike | None, name: str) -> None:
+        if self._running is None:
+            if value is None:
+                return
+            raise ValueError(f"{name}: expected None (track_running_stats=False), got an array")
+        array = np.asarray(value)
+        if array.dtype.kind not in "fiu":
+            raise TypeError(f"{name}: expected a float array, got dtype {array.dtype}")
+        if array.shape != (self.num_features,):
+            raise ValueError(f"{name}: expected shape ({self.num_features},), got {array.shape}")
+        self._running[row] = array
+
+    def _track(self, cache: BatchNormCache) -> None:
+        """Fold one training batch's mean and unbiased variance into the running statistics.
+
+        The rule of :func:`~bnlessons.running_stats.moving_average_step`,
+        :math:`a \\leftarrow (1 - w)\\, a + w\\, v`, for both rows at once, the variance's
+        weight carrying the factor :math:`m / (m - 1)` that unbiases it.
+        """
+        assert self._running is not None and self.num_batches_tracked is not None
         self.num_batches_tracked += 1
-        weight = 1.0 / self.num_batches_tracked if self.momentum is None else self.momentum
-        moving_average_step(self.running_mean, mean, weight)
-        moving_average_step(self.running_var, var, weight)
+        weight = 1.0 / self.num_batches_tracked if self._momentum is None else self._momentum
+        count = cache.count
+        found = self._weights.get((weight, count))
+        if found is None:  # momentum None: w changes every step, so keep a few only
+            if len(self._weights) >= 8:
+                self._weights.clear()
+            keep = np.array(1.0 - weight, self.dtype)  # 1 - w and [[w], [w m / (m - 1)]]
+            weights = np.array([[weight], [weight * count / (count - 1)]], self.dtype)
+            found = self._weights[weight, count] = (keep, weights)
+        keep, weights = found
+        self._running *= keep
+        self._running += np.multiply(cache.stats[:2], weights, dtype=self.dtype)
 
     # -- modes ----------------------------------------------------------------------------
 
@@ -506,19 +572,19 @@ class BatchNorm:
             raise ValueError(
                 f"x: expected {self.num_features} channels (axis 1), got shape {x.shape}"
             )
-        if self.training or self.running_mean is None or self.running_var is None:
+        if self.training or self._running is None:
             # the last step's cache is not needed any more: its memory is reused
             last = self._cache.centered if isinstance(self._cache, BatchNormCache) else None
             y, cache = _forward(x, self.gamma, self.beta, eps=self.eps, buffer=last)
             if self.training and self.track_running_stats:
-                count = cache.count
-                self._track(cache.mean, cache.var * (count / (count - 1)))  # unbiased variance
+                self._track(cache)
             self._cache = cache
             return y
         scale, shift = self.inference_affine()
         y = affine(np.ascontiguousarray(x), scale, shift)
-        inv_std = 1.0 / np.sqrt(self.running_var + self.eps)
-        self._cache = _EvalCache(x=x, scale=scale, mean=self.running_mean.copy(), inv_std=inv_std)
+        running_mean, running_var = self._running
+        inv_std = 1.0 / np.sqrt(running_var + self.eps)
+        self._cache = _EvalCache(x=x, scale=scale, mean=running_mean.copy(), inv_std=inv_std)
         return y
 
     __call__ = forward
