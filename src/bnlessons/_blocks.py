@@ -350,38 +350,61 @@ def input_gradient(
 # vectors in x's dtype (no conversions between the steps; at most 256 values per sum).
 
 
+def small_work(
+    shape: tuple[int, ...], dtype: np.dtype[Any], buffer: FloatArray | None
+) -> FloatArray:
+    """The work array of :func:`small_forward` for a batch of this shape: ``buffer`` if it fits.
+
+    ``(2, N, C)`` for a batch of fewer than ``_EINSUM_SIZE`` values (``x - mean``, and the
+    factor ``gamma * inv_std`` repeated down the rows), ``(1, N, C)`` for a larger one.
+    """
+    planes = 2 if math.prod(shape) < _EINSUM_SIZE else 1
+    if buffer is not None and buffer.shape == (planes, *shape) and buffer.dtype == dtype:
+        return buffer
+    return np.empty((planes, *shape), dtype)
+
+
 def small_forward(
     x: FloatArray,
-    centered: FloatArray,
+    work: FloatArray,
     gamma: FloatArray | None,
     beta: FloatArray | None,
     eps: float,
 ) -> tuple[FloatArray, FloatArray]:
-    """``y`` of a one-block (N, C) batch, ``centered = x - mean``, and the statistics.
+    """``y`` of a one-block (N, C) batch and its statistics; ``work`` (:func:`small_work`).
 
     The two-pass statistics (the mean, then the squares of ``x - mean``), then
     ``y = (x - mean) * gamma * inv_std + beta``, all in x's dtype. Returns ``y`` and the
-    statistics as the rows of one (3, C) array: mean, biased variance, inv_std. The centred
-    input is kept for the backward pass: here keeping it costs less than recomputing it.
+    statistics as the rows of one (3, C) array: mean, biased variance, inv_std. ``work[0]``
+    becomes the centred input ``x - mean``, kept for the backward pass (here keeping it costs
+    less than recomputing it). On fewer than ``_EINSUM_SIZE`` values a per-channel vector is
+    first repeated down the rows of ``work[1]``: there numpy's overhead for broadcasting a
+    row costs more than that copy, and the factor ``gamma * inv_std`` is kept so.
     """
     dtype = x.dtype
     n = len(x)
+    centered = work[0]
     stats = np.empty((3, x.shape[1]), dtype)
     mean, var, inv_std = stats[0], stats[1], stats[2]
     np.matmul(means(n, dtype), x, out=mean)
     _check_mean(mean, dtype)
-    np.subtract(x, mean, out=centered)
-    if x.size < _EINSUM_SIZE:  # the squares, then their mean (see column_dot)
-        np.matmul(
-            means(n, dtype), np.multiply(centered, centered, out=scratch(x.shape, dtype)), out=var
-        )
-    else:
+    tiles = len(work) == 2
+    if tiles:  # x - mean, the squares, then their mean
+        rows = work[1]
+        rows[...] = mean
+        np.subtract(x, rows, out=centered)
+        np.matmul(means(n, dtype), np.multiply(centered, centered, out=rows), out=var)
+    else:  # see column_dot
+        np.subtract(x, mean, out=centered)
         np.einsum("ij,ij->j", centered, centered, out=var)
         var /= n
     np.add(var, eps, out=inv_std)  # 1 / sqrt(var + eps)
     np.sqrt(inv_std, out=inv_std)
     np.reciprocal(inv_std, out=inv_std)
     scale = inv_std if gamma is None else np.multiply(gamma, inv_std, dtype=dtype)
+    if tiles:
+        rows[...] = scale
+        scale = rows
     y = centered * scale
     if beta is not None:
         y += beta
@@ -389,23 +412,26 @@ def small_forward(
 
 
 def small_backward(
-    dy: FloatArray, centered: FloatArray, inv_std: NDArray[Any], gamma: FloatArray | None
+    dy: FloatArray, work: FloatArray, inv_std: NDArray[Any], gamma: FloatArray | None
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """``(dx, dgamma, dbeta)`` of a one-block (N, C) batch, in the dtype of ``centered``.
+    """``(dx, dgamma, dbeta)`` of a one-block (N, C) batch, in x's dtype.
 
-    The same formulas as :func:`gradient_sums` then :func:`input_gradient`, in x's dtype.
+    ``work`` is what :func:`small_forward` wrote. The same formulas as
+    :func:`gradient_sums` then :func:`input_gradient`, in x's dtype.
     """
+    centered = work[0]
     dtype = centered.dtype
     n = len(centered)
     inv = inv_std.astype(dtype, copy=False)
     unit = ones(n, dtype)
     dbeta = np.matmul(unit, dy)  # sum(dy)
-    if dy.size < _EINSUM_SIZE:  # sum(dy * centered), see column_dot
+    if len(work) == 2:  # sum(dy * centered), see column_dot
         dgamma = np.matmul(unit, np.multiply(dy, centered, out=scratch(dy.shape, dtype)))
+        scale = work[1]  # gamma * inv in every row
     else:
         dgamma = np.einsum("ij,ij->j", dy, centered)
+        scale = inv if gamma is None else np.multiply(gamma, inv, dtype=dtype)
     dgamma *= inv  # sum(dy * x_hat)
-    scale = inv if gamma is None else np.multiply(gamma, inv, dtype=dtype)
     # dx = scale * (dy - centered * inv * dgamma / n - dbeta / n)
     per_value = fill(len(inv), 1 / n, dtype)  # 1/n in every channel
     dx = centered * (dgamma * inv * per_value)

@@ -35,6 +35,7 @@ from bnlessons._blocks import (
     moments,
     small_backward,
     small_forward,
+    small_work,
 )
 from bnlessons._typing import Float64Array, FloatArray
 
@@ -66,16 +67,22 @@ class BatchNormCache:
         The scale used (None for no affine map, i.e. :math:`\\gamma = 1`).
     eps : float
         The :math:`\\epsilon` used.
-    centered : ndarray or None
-        :math:`x - \\mu`, kept by the forward pass of a small ``(N, C)`` batch, where keeping it
-        costs less than recomputing it; else None.
+    work : ndarray of shape (1 or 2, N, C), or None
+        Kept by the forward pass of a small ``(N, C)`` batch, where keeping costs less than
+        recomputing: :math:`x - \\mu` (:attr:`centered`), and on a batch of fewer than
+        32,768 values :math:`\\gamma / \\sqrt{\\sigma^2 + \\epsilon}` in every row; else None.
     """
 
     x: FloatArray
     stats: FloatArray
     gamma: FloatArray | None
     eps: float
-    centered: FloatArray | None = None
+    work: FloatArray | None = None
+
+    @property
+    def centered(self) -> FloatArray | None:
+        """:math:`x - \\mu` if the forward pass kept it (a small batch), else None."""
+        return None if self.work is None else self.work[0]
 
     @property
     def mean(self) -> Float64Array:
@@ -244,7 +251,7 @@ def _forward(
     buffer: FloatArray | None = None,
 ) -> tuple[FloatArray, BatchNormCache]:
     """:func:`batchnorm_forward` of a checked ``x`` (:func:`_check_input`); a small batch
-    writes ``x - mean`` into ``buffer`` if it fits."""
+    writes its ``BatchNormCache.work`` into ``buffer`` if it fits."""
     if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
     channels = x.shape[1]
@@ -257,12 +264,10 @@ def _forward(
             f"x: expected more than 1 value per channel in training, got shape {x.shape}"
             f" ({count} value per channel)"
         )
-    centered: FloatArray | None = None
+    work: FloatArray | None = None
     if Blocks.of(x.shape, x.itemsize).whole:  # a small (N, C) batch: the same, in few calls
-        if buffer is None or buffer.shape != x.shape or buffer.dtype != x.dtype:
-            buffer = np.empty_like(x)
-        centered = buffer
-        y, stats = small_forward(x, centered, gamma, beta, eps)
+        work = small_work(x.shape, x.dtype, buffer)
+        y, stats = small_forward(x, work, gamma, beta, eps)
     else:
         mean, var = moments(x)
         inv_std = 1.0 / np.sqrt(var + eps)
@@ -272,7 +277,7 @@ def _forward(
         y = affine(x, scale, shift)
         stats = np.stack([mean, var, inv_std])
     _check_variance(stats)
-    return y, BatchNormCache(x=x, stats=stats, gamma=gamma, eps=eps, centered=centered)
+    return y, BatchNormCache(x=x, stats=stats, gamma=gamma, eps=eps, work=work)
 
 
 def _check_variance(stats: FloatArray) -> None:
@@ -334,8 +339,8 @@ def batchnorm_backward(
     _v.instance(cache, BatchNormCache, "cache")
     x = cache.x
     grad = _check_grad(dy, x)
-    if cache.centered is not None:  # a small (N, C) batch
-        return small_backward(grad, cache.centered, cache.stats[2], cache.gamma)
+    if cache.work is not None:  # a small (N, C) batch
+        return small_backward(grad, cache.work, cache.stats[2], cache.gamma)
     mean, inv_std = cache.mean, cache.inv_std
     dbeta, dot = gradient_sums(grad, x, mean)  # pass 1: sum(dy), sum(dy * (x - mean))
     dgamma = dot * inv_std  # sum(dy * x_hat)
@@ -522,12 +527,15 @@ class BatchNorm:
         if found is None:  # momentum None: w changes every step, so keep a few only
             if len(self._weights) >= 8:
                 self._weights.clear()
-            keep = np.array(1.0 - weight, self.dtype)  # 1 - w and [[w], [w m / (m - 1)]]
-            weights = np.array([[weight], [weight * count / (count - 1)]], self.dtype)
+            # 1 - w, and w, w m / (m - 1) down the rows (an operand of the statistics' shape
+            # costs less than a broadcast one)
+            keep = np.array(1.0 - weight, self.dtype)
+            weights = np.empty((2, self.num_features), self.dtype)
+            weights[0], weights[1] = weight, weight * count / (count - 1)
             found = self._weights[weight, count] = (keep, weights)
         keep, weights = found
         self._running *= keep
-        self._running += np.multiply(cache.stats[:2], weights, dtype=self.dtype)
+        self._running += np.multiply(cache.stats[:2], weights)
 
     # -- modes ----------------------------------------------------------------------------
 
@@ -574,7 +582,7 @@ class BatchNorm:
             )
         if self.training or self._running is None:
             # the last step's cache is not needed any more: its memory is reused
-            last = self._cache.centered if isinstance(self._cache, BatchNormCache) else None
+            last = self._cache.work if isinstance(self._cache, BatchNormCache) else None
             y, cache = _forward(x, self.gamma, self.beta, eps=self.eps, buffer=last)
             if self.training and self.track_running_stats:
                 self._track(cache)
