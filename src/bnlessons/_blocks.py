@@ -393,12 +393,12 @@ def small_forward(
         rows = work[1]
         rows[...] = mean
         np.subtract(x, rows, out=centered)
-        np.matmul(means(n, dtype), np.multiply(centered, centered, out=rows), out=var)
+        np.matmul(means(n, dtype), np.square(centered, out=rows), out=var)
     else:  # see column_dot
         np.subtract(x, mean, out=centered)
         np.einsum("ij,ij->j", centered, centered, out=var)
         var /= n
-    np.add(var, eps, out=inv_std)  # 1 / sqrt(var + eps)
+    np.add(var, fill(len(var), eps, dtype), out=inv_std)  # 1 / sqrt(var + eps)
     np.sqrt(inv_std, out=inv_std)
     np.reciprocal(inv_std, out=inv_std)
     scale = inv_std if gamma is None else np.multiply(gamma, inv_std, dtype=dtype)
@@ -434,8 +434,16 @@ def small_backward(
     dgamma *= inv  # sum(dy * x_hat)
     # dx = scale * (dy - centered * inv * dgamma / n - dbeta / n)
     per_value = fill(len(inv), 1 / n, dtype)  # 1/n in every channel
-    dx = centered * (dgamma * inv * per_value)
-    dx += dbeta * per_value
+    along, constant = dgamma * inv * per_value, dbeta * per_value
+    if len(work) == 2:  # repeated down the rows first, as in small_forward
+        tile = scratch(dy.shape, dtype)  # free again: the sums are taken
+        tile[...] = along
+        dx = centered * tile
+        tile[...] = constant
+        dx += tile
+    else:
+        dx = centered * along
+        dx += constant
     np.subtract(dy, dx, out=dx)
     dx *= scale
     return dx, dgamma, dbeta

@@ -277,7 +277,7 @@ def _forward(
         y = affine(x, scale, shift)
         stats = np.stack([mean, var, inv_std])
     _check_variance(stats)
-    return y, BatchNormCache(x=x, stats=stats, gamma=gamma, eps=eps, work=work)
+    return y, BatchNormCache(x, stats, gamma, eps, work)  # (positional: a little faster)
 
 
 def _check_variance(stats: FloatArray) -> None:
