@@ -41,23 +41,13 @@ from typing import Any
 from urllib.parse import urljoin
 
 import pytest
+from make_pdf import CHROMIUM, CHROMIUM_ARGS  # one browser setup (tools/ is on pythonpath)
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
 #: The edition without solutions, ``make html SOLUTIONS=0``.
 EXERCISES_SITE = ROOT / "_build" / "html-exercises"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 WIDTH, HEIGHT = 1280, 900
 PAGE_TIMEOUT_MS = 60_000
 #: axe-core, installed by ``npm ci`` in docs/ (docs/package.json) and injected from this file.

@@ -34,7 +34,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
-#: The launch arguments of tests/test_site.py.
+#: The launch arguments (tests/test_site.py launches the browser test with these too).
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
