@@ -146,7 +146,8 @@ class SigmoidMLP:
     grad_weights, grad_biases : lists of NDArray or None
         Gradients written by :meth:`backward`.
     pre_activations : list of NDArray
-        The sigmoid inputs ``u_l`` of the last :meth:`forward`, shape (batch, width).
+        The sigmoid inputs ``u_l`` of the last :meth:`forward` or :meth:`sgd_step`, shape
+        (batch, width).
 
     Examples
     --------
@@ -187,11 +188,32 @@ class SigmoidMLP:
         self.grad_biases: list[FloatArray | None] = [
             None if b is None else np.zeros_like(b) for b in self.biases
         ]
-        self.pre_activations: list[FloatArray] = []
+        self._pre_activations: list[FloatArray] = []
+        self._halved = False  # whether _pre_activations hold u/2 (see pre_activations)
         self._input: FloatArray | None = None
         self._buffers: dict[int, _Buffers] = {}
         self._workspaces: dict[int, _step.Workspace] = {}
         self._training = True
+
+    @property
+    def pre_activations(self) -> list[FloatArray]:
+        """The sigmoid inputs ``u_l`` of the last :meth:`forward` or :meth:`sgd_step`.
+
+        Shape (batch, width), in buffers that the next pass on a batch of the same size
+        overwrites: read them again after each pass. The SGD step with BN (private
+        ``bnlessons._step``) leaves ``u_l / 2`` there, the input of the tanh of the sigmoid;
+        they are doubled in place when first read.
+        """
+        if self._halved:
+            for u in self._pre_activations:
+                u *= 2
+            self._halved = False
+        return self._pre_activations
+
+    @pre_activations.setter
+    def pre_activations(self, values: list[FloatArray]) -> None:
+        self._pre_activations = values
+        self._halved = False
 
     @property
     def training(self) -> bool:
