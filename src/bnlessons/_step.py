@@ -11,7 +11,9 @@ than computing, so after the matrix products the cost of a step is its number of
 of passes over (batch, width) arrays:
 
 * every intermediate has a buffer, allocated once per batch size (:class:`Workspace`) and
-  written with ``out=``: no allocation, no page fault, warm caches;
+  written with ``out=``: no allocation, no page fault, warm caches; the buffers used within
+  one layer only (a product before its sums, the gradient passed down) are shared by the
+  layers, so that fewer arrays stay in the CPU cache;
 * a sum over the batch (BN's statistics, its gradient sums, a bias gradient) is a product
   with a vector of ones, one BLAS call, and a mean a product with a vector of ``1/m``;
   BN's mean and variance come with their share of the running statistics from the same
@@ -19,12 +21,9 @@ of passes over (batch, width) arrays:
   unbiased variance), ``w`` the weight of the new batch in the running average;
 * the sigmoid is :math:`\\sigma(u) = (1 + \\tanh(u/2))/2`, and with BN the factor 1/2 is
   folded into BN's affine map: the layer computes :math:`u/2 = (z - \\mu)\\, s/2 + \\beta/2`
-  with the per-channel :math:`s = \\gamma/\\sqrt{\\sigma^2 + \\epsilon}`, one pass less (it
-  leaves :math:`u/2` in the buffer of ``pre_activations``, which
-  :class:`~bnlessons.mlp.SigmoidMLP` doubles when they are read);
-* ``t = tanh(u/2)`` is kept for the backward pass, whose sigmoid slope is then
-  :math:`(1 - t)\\, h = 2 h (1 - h) = 2 \\sigma'(u)`: the 2 is taken back by the same
-  :math:`s/2` and by sums with a vector of halves;
+  with the per-channel :math:`s = \\gamma/\\sqrt{\\sigma^2 + \\epsilon}`, one pass less, in
+  the buffer of ``h``; ``u`` itself is computed only if ``pre_activations`` are read
+  (:meth:`Workspace.pre_activations`, from ``z - mean``, which the step keeps);
 * BN writes the centered input :math:`z - \\mu` over the layer's product ``z``, and its
   backward turns :math:`du = \\partial L/\\partial u` into :math:`\\partial L/\\partial z` in
   place, as :math:`dz = s\\,du + p\\,(z - \\mu) + q` with
@@ -33,10 +32,8 @@ of passes over (batch, width) arrays:
 * BN's two gradient sums, :math:`\\sum du` and :math:`\\sum du\\,(z - \\mu)`, are the rows
   of one (2, C) array, and the per-channel vectors they meet are stacked the same way, so
   that one call scales both;
-* a per-channel factor met twice by a (m, C) array (:math:`s/2`) is repeated down the rows:
-  a product of two arrays of the same shape is faster than one with a row;
 * each parameter is updated as soon as its gradient is known and its last use is over
-  (after its layer's backward product): the arrays are still in the CPU cache;
+  (after its layer's backward product), while the arrays are still in the CPU cache;
 * the logits are kept transposed, (classes, batch), so that the softmax's maximum over
   the classes of each example is a fast reduction along the first axis, and each example's
   label is picked by a flat index (``take`` and ``put``, cheaper than a fancy index);
@@ -73,10 +70,10 @@ class _Hidden:
     """Buffers of one hidden layer of width C, for a batch of m examples."""
 
     z: FloatArray  # (m, C): h W; with BN, then z - mean (the centered input)
-    u: FloatArray  # (m, C): with BN u/2 (BN's output, halved), without z + b (= u)
-    t: FloatArray  # (m, C): squares of z - mean, then tanh(u/2), the slope, du (z - mean)
-    h: FloatArray  # (m, C): sigmoid(u) = (1 + t) / 2
-    du: FloatArray  # (m, C): dL/dh, then dL/du (times 2 with BN), then (BN) dL/dz, in place
+    h: FloatArray  # (m, C): sigmoid(u)
+    du: FloatArray  # (m, C), shared: dL/dh, then dL/du, then (with BN) dL/dz, in place
+    scratch: FloatArray  # (m, C), shared by all layers: a product before its sums
+    u: FloatArray  # (m, C): the sigmoid input, written when pre_activations are read
     moments: FloatArray  # (2, C): [mean, w mean]
     mean: FloatArray  # (C,) views: moments[0], moments[1]
     weighted_mean: FloatArray
@@ -85,8 +82,9 @@ class _Hidden:
     weighted_var: FloatArray
     inv: FloatArray  # (2, C): [1, 1/sqrt(var + eps)]
     inv_std: FloatArray  # (C,) view: inv[1]
-    half_scale: FloatArray  # (m, C): gamma * inv_std / 2 = s/2, repeated down the rows
-    half_shift: FloatArray  # (C,): beta / 2
+    scale: FloatArray  # (C,): s = gamma * inv_std
+    half_scale: FloatArray  # (C,): s/2
+    half_shift: FloatArray  # (C,): beta/2
     coefficients: FloatArray  # (2, C): -s/m * [1, inv_std]
     sums: FloatArray  # (2, C): [sum du, sum du (z - mean)], then [dbeta, dgamma]
     dbeta: FloatArray  # (C,) views: sums[0], sums[1]
@@ -114,7 +112,6 @@ class Workspace:
     grad: FloatArray  # (classes, m): rate * dL/dlogits, transposed
     grad_flat: FloatArray  # (classes * m,) view of grad: entry (k, i) at k m + i
     ones: FloatArray  # (m,): column sums are ones @ a
-    halves: FloatArray  # (m,) of 1/2: half the column sums
     ones_classes: FloatArray  # (classes,)
     examples: IntArray  # 0 .. m - 1
     flat_labels: IntArray  # (m,): labels m + examples, each label's index in grad_flat
@@ -131,20 +128,28 @@ class Workspace:
 
     @staticmethod
     def create(sizes: tuple[int, ...], batch: int, dtype: FloatType) -> Workspace:
-        def hidden(n: int) -> _Hidden:
+        # layer l's du is written from layer l+1's: two buffers in turn; one scratch for all
+        widest = max(sizes[1:-1], default=0)
+        shared = [np.zeros(batch * widest, dtype) for _ in range(3)]
+
+        def hidden(index: int, n: int) -> _Hidden:
             moments, variances, inv = pair(n), pair(n), np.ones((2, n), dtype)
             sums, qp = pair(n), pair(n)
             return _Hidden(
-                z=matrix(n), u=matrix(n), t=matrix(n), h=matrix(n), du=matrix(n),
+                z=matrix(n), h=matrix(n), du=view(shared[index % 2], n),
+                scratch=view(shared[2], n), u=matrix(n),
                 moments=moments, mean=moments[0], weighted_mean=moments[1],
                 variances=variances, var=variances[0], weighted_var=variances[1],
-                inv=inv, inv_std=inv[1], half_scale=matrix(n), half_shift=np.zeros(n, dtype),
-                coefficients=pair(n), sums=sums, dbeta=sums[0], dgamma=sums[1],
-                qp=qp, q=qp[0], p=qp[1],
+                inv=inv, inv_std=inv[1], scale=vector(n), half_scale=vector(n),
+                half_shift=vector(n), coefficients=pair(n), sums=sums, dbeta=sums[0],
+                dgamma=sums[1], qp=qp, q=qp[0], p=qp[1],
             )  # fmt: skip
 
         def matrix(n: int) -> FloatArray:
             return np.zeros((batch, n), dtype)
+
+        def view(flat: FloatArray, n: int) -> FloatArray:
+            return flat[: batch * n].reshape(batch, n)
 
         def vector(n: int) -> FloatArray:
             return np.zeros(n, dtype)
@@ -155,12 +160,11 @@ class Workspace:
         classes = sizes[-1]
         grad = np.zeros((classes, batch), dtype)
         return Workspace(
-            hidden=[hidden(n) for n in sizes[1:-1]],
+            hidden=[hidden(i, n) for i, n in enumerate(sizes[1:-1])],
             logits=np.zeros((classes, batch), dtype),
             grad=grad,
             grad_flat=grad.reshape(-1),
             ones=np.ones(batch, dtype),
-            halves=np.full(batch, 0.5, dtype),
             ones_classes=np.ones(classes, dtype),
             examples=np.arange(batch),
             flat_labels=np.zeros(batch, np.intp),
@@ -199,6 +203,15 @@ class Workspace:
                 self.constants.clear()
             found = self.constants[value] = np.array(value, self.ones.dtype)
         return found
+
+    def pre_activations(self) -> list[FloatArray]:
+        """The sigmoid inputs of the last step with BN, ``u = 2 ((z - mean) s/2 + beta/2)``
+        (the step's own rounding), from what it kept: the centered ``z`` and s/2, beta/2."""
+        for layer in self.hidden:
+            u = np.multiply(layer.z, layer.half_scale, out=layer.u)
+            u += layer.half_shift
+            u *= 2
+        return [layer.u for layer in self.hidden]
 
 
 def applies(net: SigmoidMLP, batch: int) -> bool:
@@ -254,18 +267,19 @@ def sgd_step(
     grad_weights, grad_biases = net.grad_weights, net.grad_biases
     hidden = work.hidden
     half = work.half
-    # forward: each layer leaves t = tanh(u/2) in layer.t and h = (1 + t)/2 in layer.h
+    # forward: each layer leaves u/2 in layer.h, then h = (1 + tanh(u/2)) / 2
     h = x
     for i, layer in enumerate(hidden):
         z = np.matmul(h, weights[i], out=layer.z)
         if norms:
-            _bn_forward(norms[i], layer, work)
+            h = _bn_forward(norms[i], layer, work)
         else:
             bias = biases[i]
             assert bias is not None
             z += bias
-            np.tanh(np.multiply(z, half, out=layer.t), out=layer.t)
-        h = np.multiply(layer.t, half, out=layer.h)
+            h = np.multiply(z, half, out=layer.h)
+        np.tanh(h, out=h)
+        h *= half
         h += half
     logits = np.matmul(weights[-1].T, h.T, out=work.logits)  # transposed: (classes, m)
     out_bias = biases[-1]
@@ -287,23 +301,23 @@ def sgd_step(
             break
         du = np.matmul(d, weights[i].T, out=below.du)  # dL/dh
         weights[i] -= grad_weight
+        slope = np.subtract(work.one, below.h, out=below.scratch)  # sigmoid'(u) = h (1 - h)
+        slope *= below.h
+        du *= slope  # dL/du
         if norms:
             _bn_backward(norms[i - 1], below, work)  # du becomes dL/dz
-        else:
-            slope = np.subtract(work.one, below.h, out=below.t)  # sigmoid'(u) = h (1 - h)
-            slope *= below.h
-            du *= slope  # dL/du
         d = du
 
-    # with BN the buffers hold u/2, which SigmoidMLP.pre_activations doubles when read
-    net._pre_activations = [layer.u if norms else layer.z for layer in hidden]
-    net._halved = bool(norms)
+    if norms:  # computed from the step's buffers if they are read (before the next step)
+        net._pending_pre_activations = work.pre_activations
+    else:
+        net.pre_activations = [layer.z for layer in hidden]
     return loss
 
 
-def _bn_forward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> None:
-    """BN of ``layer.z`` (training mode), halved, into ``layer.u`` and its tanh into
-    ``layer.t``; ``layer.z`` becomes ``z - mean``; the running statistics are updated."""
+def _bn_forward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> FloatArray:
+    """BN of ``layer.z`` (training mode), halved, into ``layer.h`` (returned); ``layer.z``
+    becomes ``z - mean``; the running statistics are updated."""
     gamma, beta = norm.gamma, norm.beta
     assert gamma is not None and beta is not None
     count, running_mean, running_var = (
@@ -316,7 +330,7 @@ def _bn_forward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> None:
     np.matmul(averages.mean, z, out=layer.moments)  # [mean, w mean]
     z -= layer.mean
     var = layer.var
-    np.matmul(averages.var, np.square(z, out=layer.t), out=layer.variances)  # [var, w var']
+    np.matmul(averages.var, np.square(z, out=layer.scratch), out=layer.variances)
     if not math.isfinite(np.add.reduce(var)):
         raise ValueError(
             f"x: expected finite values, got NaN or inf (or a sum overflowing {z.dtype})"
@@ -325,15 +339,12 @@ def _bn_forward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> None:
     inv_std = np.add(var, work.constant(norm.eps), out=layer.inv_std)  # 1 / sqrt(var + eps)
     np.sqrt(inv_std, out=inv_std)
     np.reciprocal(inv_std, out=inv_std)
-    # s = gamma * inv_std; the backward pass's -s/m * [1, inv_std]; then s/2 in every row
-    scale = np.multiply(gamma, inv_std, out=layer.half_scale[0])
-    coefficients = np.multiply(layer.inv, scale, out=layer.coefficients)
+    scale = np.multiply(gamma, inv_std, out=layer.scale)
+    coefficients = np.multiply(layer.inv, scale, out=layer.coefficients)  # for the backward
     coefficients *= work.minus_inv_batch
-    scale *= work.half
-    layer.half_scale[1:] = scale
-    u = np.multiply(z, layer.half_scale, out=layer.u)  # u/2 = (z - mean) s/2 + beta/2
-    u += np.multiply(beta, work.half, out=layer.half_shift)
-    np.tanh(u, out=layer.t)
+    half = work.half
+    u = np.multiply(z, np.multiply(scale, half, out=layer.half_scale), out=layer.h)
+    u += np.multiply(beta, half, out=layer.half_shift)  # u/2 = (z - mean) s/2 + beta/2
     if count is not None and running_mean is not None and running_var is not None:
         norm.num_batches_tracked = count + 1
         keep = averages.keep
@@ -342,25 +353,22 @@ def _bn_forward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> None:
         running_var *= keep
         running_var += layer.weighted_var
     norm._cache = None  # its buffers are this workspace's, overwritten by the backward pass
+    return u
 
 
 def _bn_backward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> None:
-    """Turn ``layer.du`` = dL/dh into dL/dz in place; set and subtract the layer's parameter
-    gradients."""
+    """Turn ``layer.du`` = dL/du into dL/dz in place; set and subtract the layer's parameter
+    gradients. ``layer.z`` (z - mean) is left as it is, for the pre-activations."""
     gamma, beta = norm.gamma, norm.beta
     assert gamma is not None and beta is not None
     du, centered, sums = layer.du, layer.z, layer.sums
-    slope = np.subtract(work.one, layer.t, out=layer.t)  # 1 - t = 2 (1 - h)
-    slope *= layer.h
-    du *= slope  # 2 dL/du
-    np.matmul(work.halves, du, out=layer.dbeta)  # sum dL/du
-    np.matmul(work.halves, np.multiply(du, centered, out=slope), out=layer.dgamma)
+    np.matmul(work.ones, du, out=layer.dbeta)  # sum du
+    np.matmul(work.ones, np.multiply(du, centered, out=layer.scratch), out=layer.dgamma)
     sums *= layer.inv  # [dbeta, dgamma]
     np.multiply(sums, layer.coefficients, out=layer.qp)
     # dz = s * (du - x_hat * dgamma / m - dbeta / m), x_hat = centered * inv_std
-    du *= layer.half_scale
-    centered *= layer.p
-    du += centered
+    du *= layer.scale
+    du += np.multiply(centered, layer.p, out=layer.scratch)
     du += layer.q
     norm.grad_beta, norm.grad_gamma = layer.dbeta, layer.dgamma
     beta -= layer.dbeta

@@ -21,7 +21,7 @@ Rows are examples: ``x`` has shape (batch, 784) and ``W_l`` has shape (fan_in, f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -189,7 +189,8 @@ class SigmoidMLP:
             None if b is None else np.zeros_like(b) for b in self.biases
         ]
         self._pre_activations: list[FloatArray] = []
-        self._halved = False  # whether _pre_activations hold u/2 (see pre_activations)
+        # the SGD step of bnlessons._step leaves how to compute them (see pre_activations)
+        self._pending_pre_activations: Callable[[], list[FloatArray]] | None = None
         self._input: FloatArray | None = None
         self._buffers: dict[int, _Buffers] = {}
         self._workspaces: dict[int, _step.Workspace] = {}
@@ -200,20 +201,19 @@ class SigmoidMLP:
         """The sigmoid inputs ``u_l`` of the last :meth:`forward` or :meth:`sgd_step`.
 
         Shape (batch, width), in buffers that the next pass on a batch of the same size
-        overwrites: read them again after each pass. The SGD step with BN (private
-        ``bnlessons._step``) leaves ``u_l / 2`` there, the input of the tanh of the sigmoid;
-        they are doubled in place when first read.
+        overwrites: read them again after each pass. The SGD step on a small batch with BN
+        (private ``bnlessons._step``) does not write them: they are computed here when first
+        read, from what the step kept.
         """
-        if self._halved:
-            for u in self._pre_activations:
-                u *= 2
-            self._halved = False
+        if self._pending_pre_activations is not None:
+            self._pre_activations = self._pending_pre_activations()
+            self._pending_pre_activations = None
         return self._pre_activations
 
     @pre_activations.setter
     def pre_activations(self, values: list[FloatArray]) -> None:
         self._pre_activations = values
-        self._halved = False
+        self._pending_pre_activations = None
 
     @property
     def training(self) -> bool:
