@@ -130,10 +130,11 @@ class Workspace:
     def create(sizes: tuple[int, ...], batch: int, dtype: FloatType) -> Workspace:
         # layer l's du is written from layer l+1's: two buffers in turn; one scratch for all
         widest = max(sizes[1:-1], default=0)
-        shared = [np.zeros(batch * widest, dtype) for _ in range(3)]
+        shared = [_zeros((batch * widest,), dtype) for _ in range(3)]
 
         def hidden(index: int, n: int) -> _Hidden:
-            moments, variances, inv = pair(n), pair(n), np.ones((2, n), dtype)
+            moments, variances, inv = pair(n), pair(n), pair(n)
+            inv[0] = 1
             sums, qp = pair(n), pair(n)
             return _Hidden(
                 z=matrix(n), h=matrix(n), du=view(shared[index % 2], n),
@@ -146,22 +147,22 @@ class Workspace:
             )  # fmt: skip
 
         def matrix(n: int) -> FloatArray:
-            return np.zeros((batch, n), dtype)
+            return _zeros((batch, n), dtype)
 
         def view(flat: FloatArray, n: int) -> FloatArray:
             return flat[: batch * n].reshape(batch, n)
 
         def vector(n: int) -> FloatArray:
-            return np.zeros(n, dtype)
+            return _zeros((n,), dtype)
 
         def pair(n: int) -> FloatArray:
-            return np.zeros((2, n), dtype)
+            return _zeros((2, n), dtype)
 
         classes = sizes[-1]
-        grad = np.zeros((classes, batch), dtype)
+        grad = _zeros((classes, batch), dtype)
         return Workspace(
             hidden=[hidden(i, n) for i, n in enumerate(sizes[1:-1])],
-            logits=np.zeros((classes, batch), dtype),
+            logits=_zeros((classes, batch), dtype),
             grad=grad,
             grad_flat=grad.reshape(-1),
             ones=np.ones(batch, dtype),
@@ -212,6 +213,18 @@ class Workspace:
             u += layer.half_shift
             u *= 2
         return [layer.u for layer in self.hidden]
+
+
+def _zeros(shape: tuple[int, ...], dtype: FloatType) -> FloatArray:
+    """Zeros of ``shape`` from a 64-byte boundary, the start of a cache line.
+
+    numpy's loops write an output that starts elsewhere more slowly: at batch 60, float32,
+    a product of two (60, 100) arrays into a third takes about 1.6 us instead of 0.9.
+    """
+    size, itemsize = math.prod(shape), np.dtype(dtype).itemsize
+    raw = np.zeros(size + 64 // itemsize, dtype)
+    skip = (-raw.ctypes.data % 64) // itemsize
+    return raw[skip : skip + size].reshape(shape)
 
 
 def applies(net: SigmoidMLP, batch: int) -> bool:
