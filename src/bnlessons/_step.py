@@ -26,12 +26,13 @@ of passes over (batch, width) arrays:
   (:meth:`Workspace.pre_activations`, from ``z - mean``, which the step keeps);
 * BN writes the centered input :math:`z - \\mu` over the layer's product ``z``, and its
   backward turns :math:`du = \\partial L/\\partial u` into :math:`\\partial L/\\partial z` in
-  place, as :math:`dz = s\\,du + p\\,(z - \\mu) + q` with
-  :math:`p = -s\\,\\partial L/\\partial\\gamma \\,/\\, (m \\sqrt{\\sigma^2 + \\epsilon})`,
-  :math:`q = -s\\,\\partial L/\\partial\\beta \\,/\\, m`;
-* BN's two gradient sums, :math:`\\sum du` and :math:`\\sum du\\,(z - \\mu)`, are the rows
-  of one (2, C) array, and the per-channel vectors they meet are stacked the same way, so
-  that one call scales both;
+  place, as :math:`dz = s\\,(du + p\\,(z - \\mu) + q)` with
+  :math:`p = -\\partial L/\\partial\\gamma \\,/\\, (m \\sqrt{\\sigma^2 + \\epsilon})`,
+  :math:`q = -\\partial L/\\partial\\beta \\,/\\, m`;
+* BN's two gradient sums, :math:`\\sum du` and :math:`\\sum du\\,(z - \\mu)`, are one
+  product: ``du`` and ``du (z - mean)`` lie one after the other in one (2m, C) array, and
+  a (2, 2m) matrix of ones and zeros sums each; the per-channel vectors they meet are
+  stacked the same way, so that one call scales both;
 * each parameter is updated as soon as its gradient is known and its last use is over
   (after its layer's backward product), while the arrays are still in the CPU cache;
 * the logits are kept transposed, (classes, batch), so that the softmax's maximum over
@@ -72,7 +73,8 @@ class _Hidden:
     z: FloatArray  # (m, C): h W; with BN, then z - mean (the centered input)
     h: FloatArray  # (m, C): sigmoid(u)
     du: FloatArray  # (m, C), shared: dL/dh, then dL/du, then (with BN) dL/dz, in place
-    scratch: FloatArray  # (m, C), shared by all layers: a product before its sums
+    scratch: FloatArray  # (m, C), shared: a product before its sums, right after du
+    du_scratch: FloatArray  # (2m, C): du and scratch, one array
     u: FloatArray  # (m, C): the sigmoid input, written when pre_activations are read
     moments: FloatArray  # (2, C): [mean, w mean]
     mean: FloatArray  # (C,) views: moments[0], moments[1]
@@ -85,11 +87,11 @@ class _Hidden:
     scale: FloatArray  # (C,): s = gamma * inv_std
     half_scale: FloatArray  # (C,): s/2
     half_shift: FloatArray  # (C,): beta/2
-    coefficients: FloatArray  # (2, C): -s/m * [1, inv_std]
+    coefficients: FloatArray  # (2, C): -1/m * [1, inv_std]
     sums: FloatArray  # (2, C): [sum du, sum du (z - mean)], then [dbeta, dgamma]
     dbeta: FloatArray  # (C,) views: sums[0], sums[1]
     dgamma: FloatArray
-    qp: FloatArray  # (2, C): [q, p] of dz = s du + p (z - mean) + q
+    qp: FloatArray  # (2, C): [q, p] of dz = s (du + p (z - mean) + q)
     q: FloatArray  # (C,) views: qp[0], qp[1]
     p: FloatArray
 
@@ -112,8 +114,10 @@ class Workspace:
     grad: FloatArray  # (classes, m): rate * dL/dlogits, transposed
     grad_flat: FloatArray  # (classes * m,) view of grad: entry (k, i) at k m + i
     ones: FloatArray  # (m,): column sums are ones @ a
+    ones_apart: FloatArray  # (2, 2m): [[1 (m times), 0 (m times)], [0 ..., 1 ...]]
     ones_classes: FloatArray  # (classes,)
     examples: IntArray  # 0 .. m - 1
+    batch: IntArray  # 0-d: m
     flat_labels: IntArray  # (m,): labels m + examples, each label's index in grad_flat
     colmax: FloatArray  # (m,)
     total: FloatArray  # (m,)
@@ -128,17 +132,19 @@ class Workspace:
 
     @staticmethod
     def create(sizes: tuple[int, ...], batch: int, dtype: FloatType) -> Workspace:
-        # layer l's du is written from layer l+1's: two buffers in turn; one scratch for all
+        # layer l's du is written from layer l+1's: two buffers in turn, each followed by a
+        # scratch array of the same shape, so that the column sums of both are one product
         widest = max(sizes[1:-1], default=0)
-        shared = [_zeros((batch * widest,), dtype) for _ in range(3)]
+        shared = [_zeros((2 * batch * widest,), dtype) for _ in range(2)]
 
         def hidden(index: int, n: int) -> _Hidden:
             moments, variances, inv = pair(n), pair(n), pair(n)
             inv[0] = 1
             sums, qp = pair(n), pair(n)
+            du_scratch = shared[index % 2][: 2 * batch * n].reshape(2 * batch, n)
             return _Hidden(
-                z=matrix(n), h=matrix(n), du=view(shared[index % 2], n),
-                scratch=view(shared[2], n), u=matrix(n),
+                z=matrix(n), h=matrix(n), du=du_scratch[:batch], scratch=du_scratch[batch:],
+                du_scratch=du_scratch, u=matrix(n),
                 moments=moments, mean=moments[0], weighted_mean=moments[1],
                 variances=variances, var=variances[0], weighted_var=variances[1],
                 inv=inv, inv_std=inv[1], scale=vector(n), half_scale=vector(n),
@@ -148,9 +154,6 @@ class Workspace:
 
         def matrix(n: int) -> FloatArray:
             return _zeros((batch, n), dtype)
-
-        def view(flat: FloatArray, n: int) -> FloatArray:
-            return flat[: batch * n].reshape(batch, n)
 
         def vector(n: int) -> FloatArray:
             return _zeros((n,), dtype)
@@ -166,8 +169,10 @@ class Workspace:
             grad=grad,
             grad_flat=grad.reshape(-1),
             ones=np.ones(batch, dtype),
+            ones_apart=np.array([[1] * batch + [0] * batch, [0] * batch + [1] * batch], dtype),
             ones_classes=np.ones(classes, dtype),
             examples=np.arange(batch),
+            batch=np.array(batch, np.intp),
             flat_labels=np.zeros(batch, np.intp),
             colmax=vector(batch),
             total=vector(batch),
@@ -352,9 +357,8 @@ def _bn_forward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> FloatArray:
     inv_std = np.add(var, work.constant(norm.eps), out=layer.inv_std)  # 1 / sqrt(var + eps)
     np.sqrt(inv_std, out=inv_std)
     np.reciprocal(inv_std, out=inv_std)
+    np.multiply(layer.inv, work.minus_inv_batch, out=layer.coefficients)  # for the backward
     scale = np.multiply(gamma, inv_std, out=layer.scale)
-    coefficients = np.multiply(layer.inv, scale, out=layer.coefficients)  # for the backward
-    coefficients *= work.minus_inv_batch
     half = work.half
     u = np.multiply(z, np.multiply(scale, half, out=layer.half_scale), out=layer.h)
     u += np.multiply(beta, half, out=layer.half_shift)  # u/2 = (z - mean) s/2 + beta/2
@@ -375,14 +379,14 @@ def _bn_backward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> None:
     gamma, beta = norm.gamma, norm.beta
     assert gamma is not None and beta is not None
     du, centered, sums = layer.du, layer.z, layer.sums
-    np.matmul(work.ones, du, out=layer.dbeta)  # sum du
-    np.matmul(work.ones, np.multiply(du, centered, out=layer.scratch), out=layer.dgamma)
+    np.multiply(du, centered, out=layer.scratch)
+    np.matmul(work.ones_apart, layer.du_scratch, out=sums)  # [sum du, sum du (z - mean)]
     sums *= layer.inv  # [dbeta, dgamma]
-    np.multiply(sums, layer.coefficients, out=layer.qp)
+    np.multiply(sums, layer.coefficients, out=layer.qp)  # -[dbeta, dgamma inv_std] / m
     # dz = s * (du - x_hat * dgamma / m - dbeta / m), x_hat = centered * inv_std
-    du *= layer.scale
     du += np.multiply(centered, layer.p, out=layer.scratch)
     du += layer.q
+    du *= layer.scale
     norm.grad_beta, norm.grad_gamma = layer.dbeta, layer.dgamma
     beta -= layer.dbeta
     gamma -= layer.dgamma
@@ -397,7 +401,7 @@ def _softmax_cross_entropy(
     """
     m = int(logits.shape[1])
     grad, flat, picked = work.grad, work.grad_flat, work.picked
-    index = np.multiply(labels, m, out=work.flat_labels, dtype=np.intp)
+    index = np.multiply(labels, work.batch, out=work.flat_labels)
     index += work.examples
     np.maximum.reduce(logits, axis=0, out=work.colmax)
     np.subtract(logits, work.colmax, out=grad)
