@@ -58,9 +58,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bnlessons._typing import FloatArray, FloatType, IntArray
+from bnlessons.batchnorm import BatchNorm
 
 if TYPE_CHECKING:
-    from bnlessons.batchnorm import BatchNorm
     from bnlessons.mlp import SigmoidMLP
 
 __all__ = ["MAX_BATCH", "Workspace", "applies", "sgd_step"]
@@ -255,8 +255,6 @@ def step_norms(net: SigmoidMLP, batch: int) -> list[BatchNorm] | None:
 
 def _plain_batch_norms(net: SigmoidMLP) -> list[BatchNorm] | None:
     """``net.norms`` if each is a plain BatchNorm in training mode with gamma and beta."""
-    from bnlessons.batchnorm import BatchNorm
-
     norms: list[BatchNorm] = []
     for norm in net.norms:
         if type(norm) is not BatchNorm:  # a subclass may change the computation
@@ -280,7 +278,7 @@ def sgd_step(
     Leaves what the separate calls leave: ``grad_weights``, ``grad_biases`` and the BN
     layers' ``grad_gamma``, ``grad_beta`` hold ``learning_rate`` times the gradients (in
     buffers reused by the next step), the parameters are updated, the running statistics
-    folded, ``pre_activations`` are the sigmoid inputs (with BN, halved until they are read:
+    folded, ``pre_activations`` are the sigmoid inputs (with BN, computed when first read:
     see :class:`~bnlessons.mlp.SigmoidMLP`). A BN layer keeps no cache: the buffers it would
     hold were used by the backward pass. ``norms`` is what :func:`step_norms` returned for
     this step.
