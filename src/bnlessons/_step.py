@@ -40,7 +40,7 @@ of passes over (batch, width) arrays:
   (after its layer's backward product), while the arrays are still in the CPU cache;
 * the logits are kept transposed, (classes, batch), so that the softmax's maximum over
   the classes of each example is a fast reduction along the first axis, and each example's
-  label is picked by a flat index (``take`` and ``put``, cheaper than a fancy index);
+  label is picked by a flat index (``take``, ``np.subtract.at``: cheaper than a fancy index);
 * constants are 0-d arrays of the network's dtype (a Python float costs a conversion per
   call), and per-channel statistics are computed in that dtype: with at most
   :data:`MAX_BATCH` values per sum the rounding stays at the dtype's epsilon.
@@ -413,9 +413,8 @@ def _softmax_cross_entropy(
     terms = np.log(total, out=work.terms)
     terms -= picked
     loss = float(terms.dot(work.ones)) / m
-    np.divide(rate / m, total, out=total)  # p = e / total, times rate / m
+    step = work.constant(rate / m)
+    np.divide(step, total, out=total)  # p = e / total, times rate / m
     grad *= total
-    flat.take(index, out=picked)
-    picked -= rate / m
-    flat.put(index, picked)
+    np.subtract.at(flat, index, step)  # the label's term
     return loss
