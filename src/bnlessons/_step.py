@@ -43,7 +43,11 @@ of passes over (batch, width) arrays:
   label is picked by a flat index (``take``, ``np.subtract.at``: cheaper than a fancy index);
 * constants are 0-d arrays of the network's dtype (a Python float costs a conversion per
   call), and per-channel statistics are computed in that dtype: with at most
-  :data:`MAX_BATCH` values per sum the rounding stays at the dtype's epsilon.
+  :data:`MAX_BATCH` values per sum the rounding stays at the dtype's epsilon;
+* the output of a ufunc or of ``np.dot`` is passed as the last positional argument,
+  ``np.multiply(a, b, out)`` for ``np.multiply(a, b, out=out)``: numpy parses a keyword more
+  slowly, a few microseconds a step over its hundred calls (the layers' products keep
+  ``out=``, as the matmul floor writes them).
 
 The results are those of the separate calls up to rounding; ``tests/test_mlp.py`` checks the
 step against finite differences and a float64 reference.
@@ -297,8 +301,8 @@ def sgd_step(
             bias = biases[i]
             assert bias is not None
             z += bias
-            h = np.multiply(z, half, out=layer.h)
-        np.tanh(h, out=h)
+            h = np.multiply(z, half, layer.h)
+        np.tanh(h, h)
         h *= half
         h += half
     logits = np.matmul(weights[-1].T, h.T, out=work.logits)  # transposed: (classes, m)
@@ -314,14 +318,14 @@ def sgd_step(
         grad_weight = np.matmul((below.h if below else x).T, d, out=grad_weights[i])
         bias, grad_bias = biases[i], grad_biases[i]
         if bias is not None and grad_bias is not None:
-            np.dot(work.ones, d, out=grad_bias)
+            np.dot(work.ones, d, grad_bias)
             bias -= grad_bias
         if below is None:
             weights[i] -= grad_weight
             break
         du = np.matmul(d, weights[i].T, out=below.du)  # dL/dh
         weights[i] -= grad_weight
-        slope = np.subtract(work.one, below.h, out=below.scratch)  # sigmoid'(u) = h (1 - h)
+        slope = np.subtract(work.one, below.h, below.scratch)  # sigmoid'(u) = h (1 - h)
         slope *= below.h
         du *= slope  # dL/du
         if norms:
@@ -347,23 +351,23 @@ def _bn_forward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> FloatArray:
     weight = (1.0 / (count + 1) if count is not None else 0.0) if momentum is None else momentum
     averages = work.averages_of(weight)
     z = layer.z
-    np.dot(averages.mean, z, out=layer.moments)  # [mean, w mean]
+    np.dot(averages.mean, z, layer.moments)  # [mean, w mean]
     z -= layer.mean
     var = layer.var
-    np.dot(averages.var, np.square(z, out=layer.scratch), out=layer.variances)
+    np.dot(averages.var, np.square(z, layer.scratch), layer.variances)
     if not math.isfinite(var.dot(layer.ones)):
         raise ValueError(
             f"x: expected finite values, got NaN or inf (or a sum overflowing {z.dtype})"
             f" in channel(s) {np.flatnonzero(~np.isfinite(var))[:10].tolist()}"
         )
-    inv_std = np.add(var, work.constant(norm.eps), out=layer.inv_std)  # 1 / sqrt(var + eps)
-    np.sqrt(inv_std, out=inv_std)
-    np.reciprocal(inv_std, out=inv_std)
-    np.multiply(layer.inv, work.minus_inv_batch, out=layer.coefficients)  # for the backward
-    scale = np.multiply(gamma, inv_std, out=layer.scale)
+    inv_std = np.add(var, work.constant(norm.eps), layer.inv_std)  # 1 / sqrt(var + eps)
+    np.sqrt(inv_std, inv_std)
+    np.reciprocal(inv_std, inv_std)
+    np.multiply(layer.inv, work.minus_inv_batch, layer.coefficients)  # for the backward
+    scale = np.multiply(gamma, inv_std, layer.scale)
     half = work.half
-    u = np.multiply(z, np.multiply(scale, half, out=layer.half_scale), out=layer.h)
-    u += np.multiply(beta, half, out=layer.half_shift)  # u/2 = (z - mean) s/2 + beta/2
+    u = np.multiply(z, np.multiply(scale, half, layer.half_scale), layer.h)
+    u += np.multiply(beta, half, layer.half_shift)  # u/2 = (z - mean) s/2 + beta/2
     if count is not None and running_mean is not None and running_var is not None:
         norm.num_batches_tracked = count + 1
         keep = averages.keep
@@ -381,12 +385,12 @@ def _bn_backward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> None:
     gamma, beta = norm.gamma, norm.beta
     assert gamma is not None and beta is not None
     du, centered, sums = layer.du, layer.z, layer.sums
-    np.multiply(du, centered, out=layer.scratch)
-    np.dot(work.ones_apart, layer.du_scratch, out=sums)  # [sum du, sum du (z - mean)]
+    np.multiply(du, centered, layer.scratch)
+    np.dot(work.ones_apart, layer.du_scratch, sums)  # [sum du, sum du (z - mean)]
     sums *= layer.inv  # [dbeta, dgamma]
-    np.multiply(sums, layer.coefficients, out=layer.qp)  # -[dbeta, dgamma inv_std] / m
+    np.multiply(sums, layer.coefficients, layer.qp)  # -[dbeta, dgamma inv_std] / m
     # dz = s * (du - x_hat * dgamma / m - dbeta / m), x_hat = centered * inv_std
-    du += np.multiply(centered, layer.p, out=layer.scratch)
+    du += np.multiply(centered, layer.p, layer.scratch)
     du += layer.q
     du *= layer.scale
     norm.grad_beta, norm.grad_gamma = layer.dbeta, layer.dgamma
@@ -403,18 +407,18 @@ def _softmax_cross_entropy(
     """
     m = int(logits.shape[1])
     grad, flat, picked = work.grad, work.grad_flat, work.picked
-    index = np.multiply(labels, work.batch, out=work.flat_labels)
+    index = np.multiply(labels, work.batch, work.flat_labels)
     index += work.examples
     np.maximum.reduce(logits, axis=0, out=work.colmax)
-    np.subtract(logits, work.colmax, out=grad)
+    np.subtract(logits, work.colmax, grad)
     flat.take(index, out=picked)
-    np.exp(grad, out=grad)
-    total = np.dot(work.ones_classes, grad, out=work.total)
-    terms = np.log(total, out=work.terms)
+    np.exp(grad, grad)
+    total = np.dot(work.ones_classes, grad, work.total)
+    terms = np.log(total, work.terms)
     terms -= picked
     loss = float(terms.dot(work.ones)) / m
     step = work.constant(rate / m)
-    np.divide(step, total, out=total)  # p = e / total, times rate / m
+    np.divide(step, total, total)  # p = e / total, times rate / m
     grad *= total
     np.subtract.at(flat, index, step)  # the label's term
     return loss
