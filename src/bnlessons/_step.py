@@ -34,8 +34,9 @@ of passes over (batch, width) arrays:
   :math:`q = -\\partial L/\\partial\\beta \\,/\\, m`;
 * BN's two gradient sums, :math:`\\sum du` and :math:`\\sum du\\,(z - \\mu)`, are one
   product: ``du`` and ``du (z - mean)`` lie one after the other in one (2m, C) array, and
-  a (2, 2m) matrix of ones and zeros sums each; the per-channel vectors they meet are
-  stacked the same way, so that one call scales both;
+  a (4, 2m) matrix of ones and zeros sums each, twice; one product with the per-channel
+  factors ``[1, 1/sqrt(var + eps), -1/m, -1/(m (var + eps))]`` turns the four rows into
+  :math:`\\partial L/\\partial\\beta`, :math:`\\partial L/\\partial\\gamma`, ``q`` and ``p``;
 * each parameter is updated as soon as its gradient is known and its last use is over
   (after its layer's backward product), while the arrays are still in the CPU cache;
 * the logits are kept transposed, (classes, batch), so that the softmax's maximum over
@@ -89,18 +90,19 @@ class _Hidden:
     variances: FloatArray  # (2, C): [var, w var m/(m-1)]
     var: FloatArray  # (C,) views: variances[0], variances[1]
     weighted_var: FloatArray
-    inv: FloatArray  # (2, C): [1, 1/sqrt(var + eps)]
-    inv_std: FloatArray  # (C,) view: inv[1]
+    factors: FloatArray  # (4, C): [1, inv_std, -1/m, -inv_std**2/m], inv_std = 1/sqrt(var + eps)
+    inv_std: FloatArray  # (C,) views: factors[1], factors[3]
+    p_factor: FloatArray
     ones: FloatArray  # (C,)
     scale: FloatArray  # (C,): s = gamma * inv_std
     half_scale: FloatArray  # (C,): s/2
     half_shift: FloatArray  # (C,): beta/2
-    coefficients: FloatArray  # (2, C): -1/m * [1, inv_std]
-    sums: FloatArray  # (2, C): [sum du, sum du (z - mean)], then [dbeta, dgamma]
-    dbeta: FloatArray  # (C,) views: sums[0], sums[1]
+    # (4, C): [sum du, sum du (z - mean)] twice, times factors: [dbeta, dgamma, q, p] of
+    # dz = s (du + p (z - mean) + q)
+    sums: FloatArray
+    dbeta: FloatArray  # (C,) views: the rows of sums
     dgamma: FloatArray
-    qp: FloatArray  # (2, C): [q, p] of dz = s (du + p (z - mean) + q)
-    q: FloatArray  # (C,) views: qp[0], qp[1]
+    q: FloatArray
     p: FloatArray
 
 
@@ -122,7 +124,7 @@ class Workspace:
     grad: FloatArray  # (classes, m): rate * dL/dlogits, transposed
     grad_flat: FloatArray  # (classes * m,) view of grad: entry (k, i) at k m + i
     ones: FloatArray  # (m,): column sums are ones @ a
-    ones_apart: FloatArray  # (2, 2m): [[1 (m times), 0 (m times)], [0 ..., 1 ...]]
+    ones_apart: FloatArray  # (4, 2m): [[1 (m times), 0 (m times)], [0 ..., 1 ...]] twice
     ones_classes: FloatArray  # (classes,)
     examples: IntArray  # 0 .. m - 1
     batch: IntArray  # 0-d: m
@@ -146,18 +148,17 @@ class Workspace:
         shared = [_zeros((2 * batch * widest,), dtype) for _ in range(2)]
 
         def hidden(index: int, n: int) -> _Hidden:
-            moments, variances, inv = pair(n), pair(n), pair(n)
-            inv[0] = 1
-            sums, qp = pair(n), pair(n)
+            moments, variances, factors, sums = pair(n), pair(n), four(n), four(n)
+            factors[0], factors[2] = 1, -1 / batch
             du_scratch = shared[index % 2][: 2 * batch * n].reshape(2 * batch, n)
             return _Hidden(
                 z=matrix(n), h=matrix(n), du=du_scratch[:batch], scratch=du_scratch[batch:],
                 du_scratch=du_scratch, u=matrix(n),
                 moments=moments, mean=moments[0], weighted_mean=moments[1],
                 variances=variances, var=variances[0], weighted_var=variances[1],
-                inv=inv, inv_std=inv[1], ones=np.ones(n, dtype), scale=vector(n),
-                half_scale=vector(n), half_shift=vector(n), coefficients=pair(n), sums=sums,
-                dbeta=sums[0], dgamma=sums[1], qp=qp, q=qp[0], p=qp[1],
+                factors=factors, inv_std=factors[1], p_factor=factors[3], ones=np.ones(n, dtype),
+                scale=vector(n), half_scale=vector(n), half_shift=vector(n), sums=sums,
+                dbeta=sums[0], dgamma=sums[1], q=sums[2], p=sums[3],
             )  # fmt: skip
 
         def matrix(n: int) -> FloatArray:
@@ -169,6 +170,9 @@ class Workspace:
         def pair(n: int) -> FloatArray:
             return _zeros((2, n), dtype)
 
+        def four(n: int) -> FloatArray:
+            return _zeros((4, n), dtype)
+
         classes = sizes[-1]
         grad = _zeros((classes, batch), dtype)
         return Workspace(
@@ -177,7 +181,7 @@ class Workspace:
             grad=grad,
             grad_flat=grad.reshape(-1),
             ones=np.ones(batch, dtype),
-            ones_apart=np.array([[1] * batch + [0] * batch, [0] * batch + [1] * batch], dtype),
+            ones_apart=np.array([[1] * batch + [0] * batch, [0] * batch + [1] * batch] * 2, dtype),
             ones_classes=np.ones(classes, dtype),
             examples=np.arange(batch),
             batch=np.array(batch, np.intp),
@@ -361,9 +365,9 @@ def _bn_forward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> FloatArray:
             f" in channel(s) {np.flatnonzero(~np.isfinite(var))[:10].tolist()}"
         )
     inv_std = np.add(var, work.constant(norm.eps), layer.inv_std)  # 1 / sqrt(var + eps)
+    np.divide(work.minus_inv_batch, inv_std, layer.p_factor)  # -1 / (m (var + eps))
     np.sqrt(inv_std, inv_std)
     np.reciprocal(inv_std, inv_std)
-    np.multiply(layer.inv, work.minus_inv_batch, layer.coefficients)  # for the backward
     scale = np.multiply(gamma, inv_std, layer.scale)
     half = work.half
     u = np.multiply(z, np.multiply(scale, half, layer.half_scale), layer.h)
@@ -386,9 +390,8 @@ def _bn_backward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> None:
     assert gamma is not None and beta is not None
     du, centered, sums = layer.du, layer.z, layer.sums
     np.multiply(du, centered, layer.scratch)
-    np.dot(work.ones_apart, layer.du_scratch, sums)  # [sum du, sum du (z - mean)]
-    sums *= layer.inv  # [dbeta, dgamma]
-    np.multiply(sums, layer.coefficients, layer.qp)  # -[dbeta, dgamma inv_std] / m
+    np.dot(work.ones_apart, layer.du_scratch, sums)  # [sum du, sum du (z - mean)] twice
+    sums *= layer.factors  # [dbeta, dgamma, -dbeta/m, -dgamma inv_std/m]
     # dz = s * (du - x_hat * dgamma / m - dbeta / m), x_hat = centered * inv_std
     du += np.multiply(centered, layer.p, layer.scratch)
     du += layer.q
