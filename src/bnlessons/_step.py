@@ -11,9 +11,10 @@ than computing, so after the matrix products the cost of a step is its number of
 of passes over (batch, width) arrays:
 
 * every intermediate has a buffer, allocated once per batch size (:class:`Workspace`) and
-  written with ``out=``: no allocation, no page fault, warm caches; the buffers used within
+  written through ``out``: no allocation, no page fault, warm caches; the buffers used within
   one layer only (a product before its sums, the gradient passed down) are shared by the
-  layers, so that fewer arrays stay in the CPU cache;
+  layers, so that fewer arrays stay in the CPU cache, and each starts on a cache line
+  (numpy writes a misaligned output more slowly);
 * a sum over the batch (BN's statistics, its gradient sums, a bias gradient) is a product
   with a vector of ones, one BLAS call, and a mean a product with a vector of ``1/m``;
   these small products call ``np.dot``, which goes to BLAS directly (``np.matmul``, a
@@ -93,7 +94,7 @@ class _Hidden:
     factors: FloatArray  # (4, C): [1, inv_std, -1/m, -inv_std**2/m], inv_std = 1/sqrt(var + eps)
     inv_std: FloatArray  # (C,) views: factors[1], factors[3]
     p_factor: FloatArray
-    ones: FloatArray  # (C,)
+    ones: FloatArray  # (C,): the finiteness check sums var over the channels
     scale: FloatArray  # (C,): s = gamma * inv_std
     half_scale: FloatArray  # (C,): s/2
     half_shift: FloatArray  # (C,): beta/2
