@@ -213,6 +213,19 @@ def test_sgd_step_folds_the_batch_statistics_into_the_running_ones() -> None:
     assert [u.shape for u in net.pre_activations] == [(10, 6), (10, 5), (10, 4)]
 
 
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_sgd_step_leaves_the_pre_activations_of_the_forward_pass(batch_norm: bool) -> None:
+    # with BN the step keeps u/2 and z - mean; pre_activations computes u when read
+    net = small_net(batch_norm, seed=10)
+    x = np.random.default_rng(11).normal(size=(9, 7))
+    net.forward(x)  # training mode: the batch statistics, as the step uses them
+    expected = [u.copy() for u in net.pre_activations]
+    net.sgd_step(x, np.arange(9) % 3, learning_rate=0.2)
+    for u, e in zip(net.pre_activations, expected, strict=True):
+        np.testing.assert_allclose(u, e, rtol=1e-13, atol=1e-14)
+    assert net.pre_activations[0] is net.pre_activations[0]  # computed once, then kept
+
+
 def test_float32_step_of_the_figure1_shape_matches_finite_differences_in_float64() -> None:
     # batch 60, float32: every intermediate in the network's dtype; sampled entries of each
     # gradient against central differences of the same network in float64

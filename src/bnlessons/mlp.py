@@ -21,7 +21,7 @@ Rows are examples: ``x`` has shape (batch, 784) and ``W_l`` has shape (fan_in, f
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -146,7 +146,8 @@ class SigmoidMLP:
     grad_weights, grad_biases : lists of NDArray or None
         Gradients written by :meth:`backward`.
     pre_activations : list of NDArray
-        The sigmoid inputs ``u_l`` of the last :meth:`forward`, shape (batch, width).
+        The sigmoid inputs ``u_l`` of the last :meth:`forward` or :meth:`sgd_step`, shape
+        (batch, width).
 
     Examples
     --------
@@ -187,11 +188,32 @@ class SigmoidMLP:
         self.grad_biases: list[FloatArray | None] = [
             None if b is None else np.zeros_like(b) for b in self.biases
         ]
-        self.pre_activations: list[FloatArray] = []
+        self._pre_activations: list[FloatArray] = []
+        # the SGD step of bnlessons._step leaves how to compute them (see pre_activations)
+        self._pending_pre_activations: Callable[[], list[FloatArray]] | None = None
         self._input: FloatArray | None = None
         self._buffers: dict[int, _Buffers] = {}
         self._workspaces: dict[int, _step.Workspace] = {}
         self._training = True
+
+    @property
+    def pre_activations(self) -> list[FloatArray]:
+        """The sigmoid inputs ``u_l`` of the last :meth:`forward` or :meth:`sgd_step`.
+
+        Shape (batch, width), in buffers that the next pass on a batch of the same size
+        overwrites: read them again after each pass. The SGD step on a small batch with BN
+        (private ``bnlessons._step``) does not write them: they are computed here when first
+        read, from what the step kept.
+        """
+        if self._pending_pre_activations is not None:
+            self._pre_activations = self._pending_pre_activations()
+            self._pending_pre_activations = None
+        return self._pre_activations
+
+    @pre_activations.setter
+    def pre_activations(self, values: list[FloatArray]) -> None:
+        self._pre_activations = values
+        self._pending_pre_activations = None
 
     @property
     def training(self) -> bool:
