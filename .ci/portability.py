@@ -40,6 +40,9 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+from bnsite import IpcKernelManager  # noqa: E402  (kernels on IPC sockets, as in the site build)
+
 OUT = ROOT / "_build" / "portability"
 GLUE_PREFIX = "application/papermill.record/"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -129,6 +132,7 @@ def run_lesson(path: Path, env: dict[str, str]) -> tuple[dict[str, str], list[st
         nb,
         timeout=900,
         kernel_name="python3",
+        kernel_manager_class=IpcKernelManager,
         allow_errors=True,
         resources={"metadata": {"path": str(path.parent)}},
     )
