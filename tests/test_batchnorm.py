@@ -163,8 +163,9 @@ def paper_backward(
 
 # shapes that the implementation walks in several cache-sized blocks (and a ragged last one)
 LARGE_SHAPES = [(1000, 300), (700, 7), (3, 4, 100, 100), (400, 3, 50), (5, 2, 3, 7000)]
-# one block, the whole-array path of a small (N, C) batch (bnlessons._blocks.small_forward)
-SMALL_SHAPES = [(60, 100), (256, 40), (3, 5)]
+# one block, the whole-array path of a small (N, C) batch (bnlessons._blocks.small_forward):
+# with per-channel factors repeated down the rows (under 32,768 values) and without
+SMALL_SHAPES = [(60, 100), (256, 40), (3, 5), (256, 200)]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -255,6 +256,23 @@ def test_changing_momentum_changes_the_next_update_only() -> None:
         expected = (1 - weight) * expected + weight * reference_stats(x)[0]
     np.testing.assert_allclose(bn.running_mean, expected, rtol=1e-12)
     assert bn.num_batches_tracked == 3
+
+
+def test_layer_reuses_its_work_buffer_only_for_the_same_shape() -> None:
+    """The layer keeps the last small batch's work array: batches of other shapes (both
+    small-batch kernels, and the blocked one) in any order give the references."""
+    bn = BatchNorm(160)
+    for k, shape in enumerate([(60, 160), (256, 160), (60, 160), (300, 160), (2, 160), (60, 160)]):
+        x = batch(shape, seed=70 + k, loc=1.0, scale=2.0)
+        dy = np.random.default_rng(80 + k).standard_normal(shape)
+        y = bn(x)
+        dx = bn.backward(dy)
+        np.testing.assert_allclose(
+            y, reference_bn(x, np.ones(160), np.zeros(160), 1e-5), atol=1e-12
+        )
+        ref_dx, ref_dgamma, _ = paper_backward(dy, x, np.ones(160), 1e-5)
+        np.testing.assert_allclose(dx, ref_dx, atol=1e-11 * np.abs(ref_dx).max())
+        np.testing.assert_allclose(bn.grad_gamma, ref_dgamma, rtol=1e-10, atol=1e-10)
 
 
 def test_assigning_running_statistics_copies_the_values_in() -> None:
