@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 
 import numpy as np
@@ -266,3 +267,28 @@ def test_sgd_step_rejects_a_batch_with_nan_in_either_path() -> None:
         x[0, 0] = np.nan
         with pytest.raises(ValueError, match="x: expected finite values"):
             net.sgd_step(x, np.zeros(batch, dtype=np.intp), learning_rate=0.1)
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_a_copy_keeps_the_parameters_and_statistics_not_the_work_buffers(
+    batch_norm: bool,
+) -> None:
+    net = small_net(batch_norm, seed=5)
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(10, 7)), rng.integers(0, 3, size=10)
+    for _ in range(3):
+        net.sgd_step(x, y, learning_rate=0.1)
+    big = rng.normal(size=(500, 7))
+    net.forward(big)  # a large pass: its input and buffers stay with the network
+    copy = pickle.loads(pickle.dumps(net))
+    assert len(pickle.dumps(copy)) < 0.2 * len(pickle.dumps(big))  # none of that is pickled
+    pairs = zip(net.weights + net.grad_weights, copy.weights + copy.grad_weights, strict=True)
+    for ours, theirs in pairs:
+        np.testing.assert_array_equal(ours, theirs)
+    for ours_norm, their_norm in zip(net.norms, copy.norms, strict=True):
+        np.testing.assert_array_equal(ours_norm.running_mean, their_norm.running_mean)
+        np.testing.assert_array_equal(ours_norm.running_var, their_norm.running_var)
+    with pytest.raises(ValueError, match="forward"):
+        copy.backward(np.zeros((10, 3)))
+    np.testing.assert_array_equal(copy.forward(x), net.forward(x))  # then it works as before
+    assert copy.pre_activations[0].shape == (10, 6)

@@ -620,6 +620,13 @@ class BatchNorm:
             self.grad_beta = dbeta.astype(self.dtype, copy=False)
         return dx
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy keeps the parameters, gradients and running statistics, not the last
+        forward's cache (its input and work buffers): its :meth:`backward` needs a forward."""
+        state = self.__dict__.copy()
+        state.update(_cache=None, _weights={})
+        return state
+
     def __repr__(self) -> str:
         return (
             f"BatchNorm({self.num_features}, eps={self.eps}, momentum={self.momentum},"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -214,6 +214,18 @@ class SigmoidMLP:
     def pre_activations(self, values: list[FloatArray]) -> None:
         self._pre_activations = values
         self._pending_pre_activations = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a copy keeps (``pickle``, ``copy.deepcopy``, the experiment cache): the
+        parameters, their gradients and the layers' running statistics, not the state of the
+        last pass (its input, work buffers and pre-activations), which the next
+        :meth:`forward` makes anew; a copy's :meth:`backward` needs a forward pass first."""
+        state = self.__dict__.copy()
+        state.update(
+            _pre_activations=[], _pending_pre_activations=None, _input=None, _buffers={},
+            _workspaces={},
+        )  # fmt: skip
+        return state
 
     @property
     def training(self) -> bool:
