@@ -369,7 +369,15 @@ def setup(app: Sphinx) -> None:
             app.env.metadata[docname]["experiment_cache"] = {"hits": hits, "misses": misses}
             logger.info(f"bnlessons: {docname}: experiment cache {hits} hits, {misses} misses")
 
+    def prune(app: Sphinx, exception: Exception | None) -> None:
+        if exception is None:  # the stores this build used stay; older code's go past 2 GiB
+            removed = _cache.prune(cache_root, since=started)
+            if removed:
+                logger.info(f"bnlessons: experiment cache: removed {len(removed)} unused stores")
+
+    started = offset[0]
     app.connect("doctree-read", report)
+    app.connect("build-finished", prune)
     app.connect("doctree-resolved", alt_from_caption)
     app.connect("html-page-context", accessible_html)
 

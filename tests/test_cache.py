@@ -124,3 +124,34 @@ def test_read_log_counts_from_an_offset(cache_dir: Path, data: MnistData) -> Non
     train(CONFIG, data)
     train(CONFIG, data)
     assert _cache.read_log(cache_dir, end)[:2] == (2, 0)
+
+
+def _fake_store(root: Path, name: str, size: int) -> None:
+    (root / name / "entry").mkdir(parents=True)
+    (root / name / "entry" / "output.pkl").write_bytes(b"x" * size)
+
+
+def _use(root: Path, store: str) -> None:
+    with open(root / "log.jsonl", "a") as log:
+        log.write(json.dumps({"function": "f", "hit": True, "pid": 1, "store": store}) + "\n")
+
+
+def test_prune_removes_the_least_recently_used_stores_past_the_limit(tmp_path: Path) -> None:
+    for name in ("never", "old", "middle", "new"):
+        _fake_store(tmp_path, name, 1000)
+    for name in ("middle", "old", "new", "middle"):  # last uses: old, new, middle
+        _use(tmp_path, name)
+    assert _cache.prune(tmp_path, keep_bytes=4000) == []  # within the limit: nothing goes
+    assert _cache.prune(tmp_path, keep_bytes=2500) == ["never", "old"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["middle", "new"]
+    assert _cache.prune(tmp_path / "missing", keep_bytes=0) == []
+
+
+def test_prune_keeps_the_stores_this_build_used(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        _fake_store(tmp_path, name, 1000)
+    _use(tmp_path, "a")
+    since = (tmp_path / "log.jsonl").stat().st_size  # the build starts here
+    _use(tmp_path, "b")
+    assert _cache.prune(tmp_path, keep_bytes=0, since=since) == ["c", "a"]
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == ["b"]

@@ -16,8 +16,10 @@ Without the variable (the default, and what a reader's notebook gets) nothing is
 
 joblib writes each entry to a temporary name and renames it, so worker processes can share
 the cache; an entry that cannot be loaded (a truncated file) is recomputed and rewritten,
-never used. Every call appends one line to ``<dir>/log.jsonl``: the function, whether it
-was a hit, and the process id; the site build reports the lines per lesson.
+never used. Every call appends one line to ``<dir>/log.jsonl``: the function, its store,
+whether it was a hit, and the process id; the site build reports the lines per lesson, and
+at its end :func:`prune` removes the stores of older code once all take more than
+:data:`KEEP_BYTES`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -36,6 +39,8 @@ from typing import Any, ParamSpec, TypeVar
 from bnlessons.provenance import blas_info
 
 ENV = "BNLESSONS_CACHE_DIR"
+#: How much the stores may take before :func:`prune` removes the least recently used ones.
+KEEP_BYTES = 2 << 30
 PACKAGE = Path(__file__).resolve().parent
 
 P = ParamSpec("P")
@@ -184,3 +189,40 @@ def read_log(root: Path, start: int = 0) -> tuple[int, int, int]:
         end = log.tell()
     hits = sum(1 for record in records if record["hit"])
     return hits, len(records) - hits, end
+
+
+def prune(root: Path, keep_bytes: int = KEEP_BYTES, *, since: int | None = None) -> list[str]:
+    """Remove the least recently used stores under ``root`` while they take more than
+    ``keep_bytes``; return the names of those removed.
+
+    A store's last use is its last line in the log (a store the log never names counts as
+    the oldest); a store used from byte ``since`` of the log on (the site build passes where
+    the log stood when it started) is never removed. A store is one code digest: editing the
+    library leaves the stores of the old code unused, and only ``make clean`` would remove
+    them otherwise.
+    """
+    stores = [d for d in root.iterdir() if d.is_dir()] if root.is_dir() else []
+    last_use: dict[str, int] = {}
+    recent: set[str] = set()
+    path = root / "log.jsonl"
+    if path.is_file():
+        start = 0  # the byte where each line starts
+        for number, line in enumerate(path.read_bytes().splitlines(keepends=True)):
+            store = json.loads(line).get("store") if line.strip() else None
+            if store is not None:
+                last_use[store] = number
+                if since is not None and start >= since:
+                    recent.add(store)
+            start += len(line)
+    sizes = {d.name: sum(f.stat().st_size for f in d.rglob("*") if f.is_file()) for d in stores}
+    total = sum(sizes.values())
+    removed: list[str] = []
+    for store in sorted(stores, key=lambda d: (last_use.get(d.name, -1), d.name)):
+        if total <= keep_bytes:
+            break
+        if store.name in recent:
+            continue
+        shutil.rmtree(store, ignore_errors=True)
+        total -= sizes[store.name]
+        removed.append(store.name)
+    return removed
