@@ -163,9 +163,10 @@ def paper_backward(
 
 # shapes that the implementation walks in several cache-sized blocks (and a ragged last one)
 LARGE_SHAPES = [(1000, 300), (700, 7), (3, 4, 100, 100), (400, 3, 50), (5, 2, 3, 7000)]
-# one block, the whole-array path of a small (N, C) batch (bnlessons._blocks.small_forward):
-# with per-channel factors repeated down the rows (under 32,768 values) and without
-SMALL_SHAPES = [(60, 100), (256, 40), (3, 5), (256, 200)]
+# one block, the whole-array path of a small (N, C) batch (bnlessons._blocks.small_forward),
+# whose per-channel factors are repeated down a tile of k rows dividing N: all of them
+# (60, 100), 64 of 256 (256, 200), 16 of 256 in float32 (256, 1024), 1 when N is prime (251, 300)
+SMALL_SHAPES = [(60, 100), (256, 40), (3, 5), (256, 200), (256, 1024), (251, 300)]
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

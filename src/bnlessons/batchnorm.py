@@ -67,10 +67,11 @@ class BatchNormCache:
         The scale used (None for no affine map, i.e. :math:`\\gamma = 1`).
     eps : float
         The :math:`\\epsilon` used.
-    work : ndarray of shape (1 or 2, N, C), or None
+    work : ndarray of shape (N + k, C), or None
         Kept by the forward pass of a small ``(N, C)`` batch, where keeping costs less than
-        recomputing: :math:`x - \\mu` (:attr:`centered`), and on a batch of fewer than
-        32,768 values :math:`\\gamma / \\sqrt{\\sigma^2 + \\epsilon}` in every row; else None.
+        recomputing: :math:`x - \\mu` (:attr:`centered`) in the first N rows, then
+        :math:`\\gamma / \\sqrt{\\sigma^2 + \\epsilon}` in each of k rows (a divisor of N;
+        a per-channel factor repeated down rows is the faster operand); else None.
     """
 
     x: FloatArray
@@ -82,7 +83,7 @@ class BatchNormCache:
     @property
     def centered(self) -> FloatArray | None:
         """:math:`x - \\mu` if the forward pass kept it (a small batch), else None."""
-        return None if self.work is None else self.work[0]
+        return None if self.work is None else self.work[: len(self.x)]
 
     @property
     def mean(self) -> Float64Array:
@@ -266,7 +267,7 @@ def _forward(
         )
     work: FloatArray | None = None
     if Blocks.of(x.shape, x.itemsize).whole:  # a small (N, C) batch: the same, in few calls
-        work = small_work(x.shape, x.dtype, buffer)
+        work = small_work(x, buffer)
         y, stats = small_forward(x, work, gamma, beta, eps)
     else:
         mean, var = moments(x)
@@ -340,7 +341,7 @@ def batchnorm_backward(
     x = cache.x
     grad = _check_grad(dy, x)
     if cache.work is not None:  # a small (N, C) batch
-        return small_backward(grad, cache.work, cache.stats[2], cache.gamma)
+        return small_backward(grad, cache.work, cache.stats[2])
     mean, inv_std = cache.mean, cache.inv_std
     dbeta, dot = gradient_sums(grad, x, mean)  # pass 1: sum(dy), sum(dy * (x - mean))
     dgamma = dot * inv_std  # sum(dy * x_hat)
