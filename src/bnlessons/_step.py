@@ -355,9 +355,11 @@ def _bn_forward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> FloatArray:
     momentum = norm.momentum
     weight = (1.0 / (count + 1) if count is not None else 0.0) if momentum is None else momentum
     averages = work.averages_of(weight)
-    z = layer.z
+    z, tile = layer.z, layer.scratch  # a per-channel vector is first repeated down the rows
+    # of tile: an operand of z's shape costs less than a broadcast row (see _blocks)
     np.dot(averages.mean, z, layer.moments)  # [mean, w mean]
-    z -= layer.mean
+    tile[...] = layer.mean
+    z -= tile
     var = layer.var
     np.dot(averages.var, np.square(z, layer.scratch), layer.variances)
     if not math.isfinite(var.dot(layer.ones)):
@@ -371,8 +373,10 @@ def _bn_forward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> FloatArray:
     np.reciprocal(inv_std, inv_std)
     scale = np.multiply(gamma, inv_std, layer.scale)
     half = work.half
-    u = np.multiply(z, np.multiply(scale, half, layer.half_scale), layer.h)
-    u += np.multiply(beta, half, layer.half_shift)  # u/2 = (z - mean) s/2 + beta/2
+    tile[...] = np.multiply(scale, half, layer.half_scale)
+    u = np.multiply(z, tile, layer.h)
+    tile[...] = np.multiply(beta, half, layer.half_shift)
+    u += tile  # u/2 = (z - mean) s/2 + beta/2
     if count is not None and running_mean is not None and running_var is not None:
         norm.num_batches_tracked = count + 1
         keep = averages.keep
@@ -394,9 +398,14 @@ def _bn_backward(norm: BatchNorm, layer: _Hidden, work: Workspace) -> None:
     np.dot(work.ones_apart, layer.du_scratch, sums)  # [sum du, sum du (z - mean)] twice
     sums *= layer.factors  # [dbeta, dgamma, -dbeta/m, -dgamma inv_std/m]
     # dz = s * (du - x_hat * dgamma / m - dbeta / m), x_hat = centered * inv_std
-    du += np.multiply(centered, layer.p, layer.scratch)
-    du += layer.q
-    du *= layer.scale
+    tile = layer.scratch  # per-channel vectors repeated down its rows, as in _bn_forward
+    tile[...] = layer.p
+    tile *= centered
+    du += tile
+    tile[...] = layer.q
+    du += tile
+    tile[...] = layer.scale
+    du *= tile
     norm.grad_beta, norm.grad_gamma = layer.dbeta, layer.dgamma
     beta -= layer.dbeta
     gamma -= layer.dgamma
