@@ -8,15 +8,19 @@ batch are taken per block (in the input's dtype) and the blocks' sums added in f
 which also keeps float32 sums accurate. The arithmetic is the one in the docstrings of
 :mod:`bnlessons.batchnorm`, rearranged to read the batch as few times as it can:
 
-* the statistics take one trip: each block is centred on its own mean while it is in the
-  cache, and the blocks' means and squared deviations are combined exactly in float64
-  (:func:`moments`, the parallel form of the two-pass variance);
+* the statistics take one trip: each block is centred on a value near the mean while it is
+  in the cache (the first block's mean for every block of an ``(N, C)`` batch, each map's own
+  mean for ``(N, C, *spatial)``), and the blocks' sums and squared deviations are combined
+  exactly in float64 (:func:`moments`, the two-pass variance computed piecewise);
 * the backward pass keeps ``x`` (no centred copy is written to memory) and recentres each
   block in the cache when it needs ``x - mean``;
 * the last pass of each direction is an affine map per channel, ``y = x s + t`` and
   ``dx = (dy + x b + c) s``, with the per-channel vectors computed once in float64.
 
 A small (N, C) batch, one block, takes the plain whole-array formulas (``Blocks.whole``).
+Outputs and work arrays are laid out for numpy's loops: work arrays start on a 64-byte cache
+line (:func:`empty_aligned`), and a per-channel factor is an operand of the block's shape
+(repeated down rows) rather than a row that numpy broadcasts one row at a time.
 """
 
 from __future__ import annotations
